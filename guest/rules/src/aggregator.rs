@@ -1,0 +1,359 @@
+//! `Aggregator`: every product's book, the clock, and the component's operations.
+
+use std::collections::BTreeMap;
+
+use spot_wire::state::{MinuteState, ProductState, State};
+use spot_wire::{Candle, Gap, Granularity, Outcome, Trade};
+
+use crate::book::Book;
+use crate::bucket::{Applied, Minute, Ohlcv};
+use crate::trade_ids::TradeIds;
+
+/// Rules set by the host (`configure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// A bucket is complete once `now >= end + grace_ms`.
+    pub grace_ms: i64,
+    /// Minutes are dropped once their UTC day has been complete this long.
+    pub retention_ms: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            grace_ms: 5_000,
+            retention_ms: 3_600_000,
+        }
+    }
+}
+
+/// Where authoritative 1-minute candles come from (see the WIT `candle-source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CandleSource {
+    Repair,
+    Restore,
+}
+
+/// The time as last told, and what it means for a bucket.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    now_ms: i64,
+    settings: Settings,
+}
+
+impl Clock {
+    /// Latest bucket start of `g` that is complete at `now_ms`.
+    fn complete_through(g: Granularity, now_ms: i64, grace_ms: i64) -> i64 {
+        now_ms.saturating_sub(grace_ms).div_euclid(1000) - g.seconds()
+    }
+
+    fn is_complete(&self, g: Granularity, start: i64) -> bool {
+        self.now_ms != i64::MIN && start <= Self::complete_through(g, self.now_ms, self.settings.grace_ms)
+    }
+
+    /// First UTC day start still within retention (`i64::MIN` before any time).
+    fn retained_from(&self) -> i64 {
+        if self.now_ms == i64::MIN {
+            return i64::MIN;
+        }
+        let lag = self.settings.grace_ms.saturating_add(self.settings.retention_ms);
+        let x = self.now_ms.saturating_sub(lag).div_euclid(1000) - 86_400;
+        Granularity::OneDay.bucket_start(x) + 86_400
+    }
+
+    fn candle(&self, product: u32, g: Granularity, start: i64, o: &Ohlcv) -> Candle {
+        Candle {
+            product,
+            granularity: g,
+            start,
+            open: o.open,
+            high: o.high,
+            low: o.low,
+            close: o.close,
+            volume: o.volume,
+            last_trade_id: o.last_trade_id,
+            trades: o.trades,
+            complete: self.is_complete(g, start),
+            authoritative: false,
+        }
+    }
+}
+
+/// All products' candles, and the operations of the WIT `aggregator` interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aggregator {
+    settings: Settings,
+    now_ms: i64,
+    books: BTreeMap<u32, Book>,
+}
+
+impl Default for Aggregator {
+    fn default() -> Self {
+        Self::new(Settings::default())
+    }
+}
+
+impl Aggregator {
+    /// An empty aggregator that has not been told the time.
+    pub fn new(settings: Settings) -> Self {
+        Aggregator {
+            settings,
+            now_ms: i64::MIN,
+            books: BTreeMap::new(),
+        }
+    }
+
+    fn clock(&self) -> Clock {
+        Clock {
+            now_ms: self.now_ms,
+            settings: self.settings,
+        }
+    }
+
+    /// The rules in force.
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    /// Change the rules.
+    pub fn configure(&mut self, settings: Settings) {
+        self.settings = settings;
+    }
+
+    /// Name products (additive; renaming an id is allowed).
+    pub fn define_products(&mut self, products: impl IntoIterator<Item = (u32, String)>) {
+        for (id, name) in products {
+            self.books.entry(id).or_default().name = name;
+        }
+    }
+
+    /// The name of a product id, if defined.
+    pub fn name_of(&self, product: u32) -> Option<&str> {
+        self.books
+            .get(&product)
+            .map(|b| b.name.as_str())
+            .filter(|n| !n.is_empty())
+    }
+
+    /// Count a batch of trades. Any order and any duplication of the same trades
+    /// ends in the same candles; each changed bucket is reported once.
+    pub fn ingest(&mut self, mut trades: Vec<Trade>) -> Outcome {
+        let clock = self.clock();
+        let retained_from = clock.retained_from();
+        trades.sort_unstable_by_key(|t| (t.product, t.trade_id));
+        let mut out = Outcome::default();
+        let mut dirty = Vec::new();
+        for run in trades.chunk_by(|a, b| a.product == b.product) {
+            let product = run[0].product;
+            let book = self.books.entry(product).or_default();
+            dirty.clear();
+            for t in run {
+                if book.ids.contains(t.trade_id) {
+                    out.duplicates += 1;
+                    continue;
+                }
+                let minute = Granularity::OneMinute.bucket_start(t.time_ms.div_euclid(1000));
+                if t.price.units() <= 0 || t.size.is_negative() || minute < retained_from {
+                    // Nothing it could revise is kept any more, or it is not a trade.
+                    book.ids.insert(t.trade_id, t.time_ms);
+                    out.ignored += 1;
+                    continue;
+                }
+                if let Some(j) = book.ids.insert(t.trade_id, t.time_ms) {
+                    let below = Granularity::OneMinute.bucket_start(j.below_time_ms.div_euclid(1000));
+                    out.gaps.push(Gap {
+                        product,
+                        first_missing: j.first_missing,
+                        last_missing: j.last_missing,
+                        from_minute: below.min(minute),
+                        to_minute: below.max(minute),
+                    });
+                }
+                let applied = match book.minutes.get_mut(minute) {
+                    Some(m) => m.add_trade(t.price, t.size, t.trade_id),
+                    None => {
+                        book.minutes
+                            .put(minute, Minute::from_trade(t.price, t.size, t.trade_id));
+                        Applied::Counted
+                    }
+                };
+                match applied {
+                    Applied::Counted => dirty.push(minute),
+                    Applied::Ignored => out.ignored += 1,
+                }
+            }
+            dirty.sort_unstable();
+            dirty.dedup();
+            book.recompute(&dirty, |g, s, o| out.updates.push(clock.candle(product, g, s, o)));
+        }
+        out
+    }
+
+    /// Replace minutes with authoritative 1-minute candles and recompute every
+    /// rollup holding them. `Restore` reports nothing (the rows are stored).
+    pub fn apply_candles(&mut self, candles: &[Candle], source: CandleSource) -> Result<Outcome, String> {
+        if let Some(c) = candles.iter().find(|c| c.granularity != Granularity::OneMinute) {
+            return Err(format!(
+                "authoritative candles must be ONE_MINUTE, got {}",
+                c.granularity.name()
+            ));
+        }
+        let clock = self.clock();
+        let retained_from = clock.retained_from();
+        let mut out = Outcome::default();
+        let mut sorted: Vec<&Candle> = candles.iter().collect();
+        sorted.sort_by_key(|c| (c.product, c.start));
+        let mut dirty = Vec::new();
+        for run in sorted.chunk_by(|a, b| a.product == b.product) {
+            let product = run[0].product;
+            let book = self.books.entry(product).or_default();
+            dirty.clear();
+            for c in run {
+                if !c.is_well_formed() || c.start < retained_from {
+                    out.ignored += 1;
+                    continue;
+                }
+                let ohlcv = Ohlcv {
+                    open: c.open,
+                    high: c.high,
+                    low: c.low,
+                    close: c.close,
+                    volume: c.volume,
+                    trades: c.trades,
+                    last_trade_id: c.last_trade_id,
+                };
+                book.minutes.put(c.start, Minute::authoritative(ohlcv, c.last_trade_id));
+                if let (CandleSource::Restore, Some(w)) = (source, c.last_trade_id) {
+                    book.ids.count_through(w, c.start.saturating_mul(1000));
+                }
+                dirty.push(c.start);
+            }
+            dirty.dedup();
+            book.recompute(&dirty, |g, s, o| {
+                if source == CandleSource::Repair {
+                    out.updates.push(clock.candle(product, g, s, o));
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// Move the clock to `now_ms`: report every bucket that became complete, and
+    /// drop days past retention. Time never moves backwards.
+    pub fn advance(&mut self, now_ms: i64) -> Outcome {
+        let mut out = Outcome::default();
+        if now_ms <= self.now_ms {
+            return out;
+        }
+        let before = self.now_ms;
+        self.now_ms = now_ms;
+        let clock = self.clock();
+        let grace = self.settings.grace_ms;
+        for (&product, book) in &self.books {
+            for g in Granularity::ALL {
+                let hi = Clock::complete_through(g, now_ms, grace);
+                let lo = if before == i64::MIN {
+                    i64::MIN
+                } else {
+                    Clock::complete_through(g, before, grace).saturating_add(1)
+                };
+                if lo > hi {
+                    continue;
+                }
+                for (start, o) in book.buckets_between(g, lo, hi) {
+                    out.updates.push(clock.candle(product, g, start, &o));
+                }
+            }
+        }
+        let retained_from = clock.retained_from();
+        for book in self.books.values_mut() {
+            book.prune_before(retained_from);
+        }
+        out
+    }
+
+    /// The canonical state.
+    pub fn export(&self) -> State {
+        State {
+            now_ms: self.now_ms,
+            products: self
+                .books
+                .iter()
+                .map(|(&id, b)| ProductState {
+                    id,
+                    name: b.name.clone(),
+                    counted: b.ids.ranges().to_vec(),
+                    top_time_ms: b.ids.top_time_ms(),
+                    minutes: b
+                        .minutes
+                        .iter()
+                        .map(|(start, m)| MinuteState {
+                            start: *start,
+                            open: m.ohlcv.open,
+                            high: m.ohlcv.high,
+                            low: m.ohlcv.low,
+                            close: m.ohlcv.close,
+                            volume: m.ohlcv.volume,
+                            open_id: m.open_id,
+                            close_id: m.close_id,
+                            floor_id: m.floor_id,
+                            trades: m.ohlcv.trades,
+                            sealed: m.sealed,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            extensions: Vec::new(),
+        }
+    }
+
+    /// Replace everything but the settings with `state`.
+    pub fn import(&mut self, state: State) {
+        self.now_ms = state.now_ms;
+        self.books.clear();
+        for p in state.products {
+            let mut book = Book::new(p.name);
+            book.ids = TradeIds::from_ranges(p.counted, p.top_time_ms);
+            let mut minutes = p.minutes;
+            minutes.sort_by_key(|m| m.start);
+            minutes.dedup_by_key(|m| m.start);
+            for m in minutes {
+                let last = if m.sealed { None } else { Some(m.close_id) };
+                book.minutes.push_last(
+                    m.start,
+                    Minute {
+                        ohlcv: Ohlcv {
+                            open: m.open,
+                            high: m.high,
+                            low: m.low,
+                            close: m.close,
+                            volume: m.volume,
+                            trades: m.trades,
+                            last_trade_id: last,
+                        },
+                        open_id: m.open_id,
+                        close_id: m.close_id,
+                        floor_id: m.floor_id,
+                        sealed: m.sealed,
+                    },
+                );
+            }
+            book.rebuild_rollups();
+            self.books.insert(p.id, book);
+        }
+    }
+
+    /// Every bucket held, all granularities, ordered by (product, granularity, start).
+    pub fn candles(&self) -> Vec<Candle> {
+        let clock = self.clock();
+        let mut out = Vec::new();
+        for (&product, book) in &self.books {
+            for g in Granularity::ALL {
+                for (start, o) in book.buckets_between(g, i64::MIN, i64::MAX - 1) {
+                    out.push(clock.candle(product, g, start, &o));
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,73 @@
+//! The component's operations on packed bytes, over one per-instance
+//! [`Aggregator`]. The wit-bindgen layer (and other components built on these
+//! rules) only converts WIT types and calls these.
+
+use std::cell::RefCell;
+
+use spot_wire::state::State;
+use spot_wire::{Candle, Trade, decode_all};
+
+use crate::{Aggregator, CandleSource, Settings, render};
+
+thread_local! {
+    static AGG: RefCell<Aggregator> = RefCell::new(Aggregator::default());
+}
+
+fn with<R>(f: impl FnOnce(&mut Aggregator) -> R) -> R {
+    AGG.with(|a| f(&mut a.borrow_mut()))
+}
+
+/// `configure`.
+pub fn configure(settings: Settings) {
+    with(|a| a.configure(settings))
+}
+
+/// `define-products`.
+pub fn define_products(products: impl IntoIterator<Item = (u32, String)>) {
+    with(|a| a.define_products(products))
+}
+
+/// `ingest`: packed trades in, packed outcome out.
+pub fn ingest(trades: &[u8]) -> Result<Vec<u8>, String> {
+    let trades = decode_all::<Trade>(trades).map_err(|e| e.to_string())?;
+    Ok(with(|a| a.ingest(trades)).encode())
+}
+
+/// `apply-candles`: packed 1-minute candles in, packed outcome out.
+pub fn apply_candles(candles: &[u8], source: CandleSource) -> Result<Vec<u8>, String> {
+    let candles = decode_all::<Candle>(candles).map_err(|e| e.to_string())?;
+    with(|a| a.apply_candles(&candles, source)).map(|o| o.encode())
+}
+
+/// `advance`.
+pub fn advance(now_ms: i64) -> Vec<u8> {
+    with(|a| a.advance(now_ms)).encode()
+}
+
+/// `export-state`.
+pub fn export_state() -> Vec<u8> {
+    with(|a| a.export().encode())
+}
+
+/// `import-state`.
+pub fn import_state(state: &[u8]) -> Result<(), String> {
+    let state = State::decode(state).map_err(|e| e.to_string())?;
+    with(|a| a.import(state));
+    Ok(())
+}
+
+/// `render`: one element per packed candle (none if the buffer is malformed).
+pub fn render(candles: &[u8]) -> Vec<String> {
+    let Ok(candles) = decode_all::<Candle>(candles) else {
+        return Vec::new();
+    };
+    with(|a| {
+        candles
+            .iter()
+            .map(|c| match a.name_of(c.product) {
+                Some(name) => render::element(c, name),
+                None => render::element(c, &format!("product-{}", c.product)),
+            })
+            .collect()
+    })
+}

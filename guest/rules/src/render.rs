@@ -1,0 +1,88 @@
+//! The `<spot-candle>` element browsers receive (the seed's format, SPEC §4).
+
+use core::fmt::Write;
+
+use spot_wire::Candle;
+
+/// Append `s` to `out` with every character that could end or break out of a
+/// double-quoted attribute escaped. Line breaks are escaped too, so an element is
+/// always one line (one SSE `data:` line).
+pub fn escape_attr(out: &mut String, s: &str) {
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Render one candle of `product`. The id (`BTC-USD-ONE_MINUTE`) is stable per
+/// product and granularity, so the browser morphs the element in place.
+pub fn element(c: &Candle, product: &str) -> String {
+    let mut s = String::with_capacity(320 + 2 * product.len());
+    let g = c.granularity.name();
+    s.push_str("<spot-candle id=\"");
+    escape_attr(&mut s, product);
+    s.push('-');
+    s.push_str(g);
+    s.push_str("\" data-product=\"");
+    escape_attr(&mut s, product);
+    // Numbers and names below are produced here and contain nothing to escape.
+    let _ = write!(
+        s,
+        "\" data-granularity=\"{g}\" data-timestamp=\"{}\" data-open=\"{}\" data-high=\"{}\" \
+         data-low=\"{}\" data-close=\"{}\" data-volume=\"{}\" data-complete=\"{}\"></spot-candle>",
+        c.start, c.open, c.high, c.low, c.close, c.volume, c.complete
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spot_wire::{Fixed, Granularity};
+
+    fn candle() -> Candle {
+        let f = |s: &str| s.parse::<Fixed>().unwrap();
+        Candle {
+            product: 0,
+            granularity: Granularity::OneMinute,
+            start: 1704567600,
+            open: f("42000.5000000000"),
+            high: f("42500"),
+            low: f("41800"),
+            close: f("42200"),
+            volume: f("123.45"),
+            last_trade_id: None,
+            trades: 0,
+            complete: false,
+            authoritative: false,
+        }
+    }
+
+    #[test]
+    fn renders_the_seed_element() {
+        assert_eq!(
+            element(&candle(), "BTC-USD"),
+            "<spot-candle id=\"BTC-USD-ONE_MINUTE\" data-product=\"BTC-USD\" data-granularity=\"ONE_MINUTE\" \
+             data-timestamp=\"1704567600\" data-open=\"42000.5\" data-high=\"42500\" data-low=\"41800\" \
+             data-close=\"42200\" data-volume=\"123.45\" data-complete=\"false\"></spot-candle>"
+        );
+    }
+
+    #[test]
+    fn hostile_product_names_stay_inside_their_attribute() {
+        let html = element(&candle(), "\"><script>alert('x')</script>\n&");
+        assert!(!html.contains("<script"));
+        assert!(!html.contains('\n'));
+        assert!(html.contains("&quot;&gt;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&#10;&amp;"));
+        // Exactly the attribute quotes we wrote remain.
+        assert_eq!(html.matches('"').count(), 20);
+    }
+}

@@ -1,0 +1,484 @@
+//! The engine task: the one owner of the active component instance.
+//!
+//! It takes commands from a bounded channel, in order, on a dedicated thread
+//! (component calls are synchronous CPU work and must not block tokio workers),
+//! and hands every outcome, with its rendered elements, to each subscriber.
+//!
+//! Recovery: the runtime keeps the last exported state (a checkpoint) and a
+//! journal of every input applied since. When a call faults, the instance is
+//! discarded, a fresh one is rebuilt from checkpoint + journal, and the input is
+//! tried once more; if it faults again it is set aside (quarantined) and counted.
+//! A journal entry that faults during a rebuild is set aside the same way.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use spot_wire::{Candle, Outcome, Packed, Trade, encode_all};
+use tokio::sync::{mpsc, oneshot};
+
+use super::bindings::{CandleSource, Product, Settings};
+use super::error::{EngineError, Fault};
+use super::instance::Instance;
+use super::loader::LoadedComponent;
+use super::products::Products;
+use super::sandbox::Sandbox;
+use super::stats::{ComponentSummary, Stats, Status};
+use super::{CandleUpdate, Cause, EngineConfig, EngineOutput, GapReport, SwapReport};
+
+/// What the engine is asked to do.
+pub(crate) enum Command {
+    Define(Vec<(u32, Arc<str>)>),
+    Trades(Vec<Trade>),
+    Candles {
+        candles: Vec<Candle>,
+        source: CandleSource,
+        done: oneshot::Sender<Result<(), EngineError>>,
+    },
+    Advance(i64),
+    Subscribe(mpsc::Sender<Arc<EngineOutput>>),
+    Swap {
+        component: Arc<LoadedComponent>,
+        done: oneshot::Sender<Result<SwapReport, EngineError>>,
+    },
+    ExportState(oneshot::Sender<Result<Vec<u8>, EngineError>>),
+    Status(oneshot::Sender<Status>),
+    Barrier(oneshot::Sender<()>),
+    /// Stop after everything queued before it; later commands are refused.
+    Stop,
+}
+
+/// One input as applied to a component: what the journal replays.
+#[derive(Clone)]
+enum Entry {
+    Define(Vec<Product>),
+    Trades(Vec<u8>),
+    Candles(Vec<u8>, CandleSource),
+    Advance(i64),
+}
+
+impl Entry {
+    fn size(&self) -> usize {
+        match self {
+            Entry::Define(p) => p.iter().map(|p| p.name.len() + 8).sum(),
+            Entry::Trades(b) | Entry::Candles(b, _) => b.len(),
+            Entry::Advance(_) => 8,
+        }
+    }
+
+    fn apply(&self, inst: &mut Instance) -> Result<Option<Outcome>, Fault> {
+        match self {
+            Entry::Define(p) => inst.define_products(p).map(|()| None),
+            Entry::Trades(b) => inst.ingest(b).map(Some),
+            Entry::Candles(b, s) => inst.apply_candles(b, *s).map(Some),
+            Entry::Advance(t) => inst.advance(*t).map(Some),
+        }
+    }
+}
+
+/// The last good state and the inputs applied since.
+#[derive(Default)]
+struct Journal {
+    checkpoint: Vec<u8>,
+    entries: Vec<Entry>,
+    bytes: usize,
+    since: Option<Instant>,
+}
+
+impl Journal {
+    fn reset(&mut self, checkpoint: Vec<u8>) {
+        self.checkpoint = checkpoint;
+        self.entries.clear();
+        self.bytes = 0;
+        self.since = Some(Instant::now());
+    }
+    fn push(&mut self, e: Entry) {
+        self.bytes += e.size();
+        self.entries.push(e);
+    }
+}
+
+pub(crate) struct Runtime {
+    sandbox: Arc<Sandbox>,
+    config: EngineConfig,
+    settings: Settings,
+    active: Arc<LoadedComponent>,
+    previous: Option<Arc<LoadedComponent>>,
+    instance: Option<Instance>,
+    journal: Journal,
+    subscribers: Vec<mpsc::Sender<Arc<EngineOutput>>>,
+    products: Arc<Products>,
+    stats: Arc<Stats>,
+    last_fault: Option<String>,
+    pending: Option<Command>,
+}
+
+impl Runtime {
+    /// A runtime with a first instance of `component`, configured and checkpointed.
+    pub(crate) fn new(
+        sandbox: Arc<Sandbox>,
+        config: EngineConfig,
+        component: Arc<LoadedComponent>,
+        products: Arc<Products>,
+        stats: Arc<Stats>,
+    ) -> Result<Self, EngineError> {
+        let settings = Settings {
+            grace_ms: config.grace.as_millis().min(u32::MAX as u128) as u32,
+            retention_ms: config.retention.as_millis().min(u32::MAX as u128) as u32,
+        };
+        let fault = |fault| EngineError::Fault {
+            component: component.to_string(),
+            fault,
+        };
+        let mut inst = Instance::new(&sandbox, &component).map_err(fault)?;
+        inst.configure(settings).map_err(fault)?;
+        let checkpoint = inst.export_state().map_err(fault)?;
+        let mut journal = Journal::default();
+        journal.reset(checkpoint);
+        Ok(Runtime {
+            sandbox,
+            config,
+            settings,
+            active: component,
+            previous: None,
+            instance: Some(inst),
+            journal,
+            subscribers: Vec::new(),
+            products,
+            stats,
+            last_fault: None,
+            pending: None,
+        })
+    }
+
+    /// Process commands until told to stop or every sender is gone.
+    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        loop {
+            let cmd = match self.pending.take() {
+                Some(c) => c,
+                None => match rx.blocking_recv() {
+                    Some(c) => c,
+                    None => break,
+                },
+            };
+            match cmd {
+                Command::Trades(first) => {
+                    // Coalesce queued trade batches into one call: the boundary
+                    // crossing is per call, the work per trade.
+                    let mut parts = vec![first];
+                    let mut total = parts[0].len();
+                    while total < self.config.max_batch {
+                        match rx.try_recv() {
+                            Ok(Command::Trades(more)) => {
+                                total += more.len();
+                                parts.push(more);
+                            }
+                            Ok(other) => {
+                                self.pending = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.stats.trades.fetch_add(total as u64, Relaxed);
+                    self.trades(parts);
+                }
+                Command::Define(products) => {
+                    let products = products
+                        .into_iter()
+                        .map(|(id, n)| Product {
+                            id,
+                            name: n.to_string(),
+                        })
+                        .collect();
+                    let _ = self.input(Entry::Define(products), Cause::Trades);
+                }
+                Command::Candles { candles, source, done } => {
+                    let cause = match source {
+                        CandleSource::Repair => Cause::Repair,
+                        CandleSource::Restore => Cause::Restore,
+                    };
+                    let r = self.input(Entry::Candles(encode_all(&candles), source), cause);
+                    let _ = done.send(r);
+                }
+                Command::Advance(now) => {
+                    let _ = self.input(Entry::Advance(now), Cause::Clock);
+                }
+                Command::Subscribe(tx) => self.subscribers.push(tx),
+                Command::Swap { component, done } => {
+                    let _ = done.send(self.swap(component));
+                }
+                Command::ExportState(done) => {
+                    let _ = done.send(self.export());
+                }
+                Command::Status(done) => {
+                    let _ = done.send(self.status());
+                }
+                Command::Barrier(done) => {
+                    let _ = done.send(());
+                }
+                Command::Stop => break,
+            }
+        }
+        tracing::info!("engine stopped");
+    }
+
+    /// Apply coalesced trade batches as one call. If that faults, apply them one
+    /// by one, so only the batch that really faults is set aside.
+    fn trades(&mut self, parts: Vec<Vec<Trade>>) {
+        if parts.len() == 1 {
+            let _ = self.input(Entry::Trades(encode_all(&parts[0])), Cause::Trades);
+            return;
+        }
+        let merged = Entry::Trades(encode_all(&parts.concat()));
+        match self.attempt(&merged) {
+            Ok(outcome) => self.applied(merged, outcome, Cause::Trades),
+            Err(fault) => {
+                self.record_fault(
+                    &fault,
+                    "coalesced batch failed; rebuilding and applying its parts one by one",
+                );
+                if self.rebuild().is_ok() {
+                    for part in parts {
+                        let _ = self.input(Entry::Trades(encode_all(&part)), Cause::Trades);
+                    }
+                }
+            }
+        }
+    }
+
+    fn fault(&self, fault: Fault) -> EngineError {
+        EngineError::Fault {
+            component: self.active.to_string(),
+            fault,
+        }
+    }
+
+    /// Apply one input, recovering from a fault; emit what it produced.
+    fn input(&mut self, entry: Entry, cause: Cause) -> Result<(), EngineError> {
+        let started = Instant::now();
+        let result = self.attempt(&entry);
+        let outcome = match result {
+            Ok(o) => o,
+            Err(first) => {
+                self.record_fault(&first, "input failed; rebuilding the instance and retrying once");
+                self.rebuild()?;
+                match self.attempt(&entry) {
+                    Ok(o) => o,
+                    Err(second) => {
+                        self.record_fault(&second, "input failed twice; set aside");
+                        self.stats.quarantined.fetch_add(1, Relaxed);
+                        self.rebuild()?;
+                        return Err(self.fault(second));
+                    }
+                }
+            }
+        };
+        self.stats
+            .call_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+        self.applied(entry, outcome, cause);
+        Ok(())
+    }
+
+    /// Record a successfully applied input and emit what it produced.
+    fn applied(&mut self, entry: Entry, outcome: Option<Outcome>, cause: Cause) {
+        self.stats.batches.fetch_add(1, Relaxed);
+        self.journal.push(entry);
+        if let Some(outcome) = outcome {
+            self.emit(outcome, cause);
+        }
+        self.maybe_checkpoint();
+    }
+
+    fn attempt(&mut self, entry: &Entry) -> Result<Option<Outcome>, Fault> {
+        match self.instance.as_mut() {
+            Some(inst) => entry.apply(inst),
+            None => Err(Fault::Poisoned),
+        }
+    }
+
+    fn record_fault(&mut self, fault: &Fault, what: &str) {
+        self.stats.faults.fetch_add(1, Relaxed);
+        self.stats.count_fault(fault.kind());
+        tracing::warn!(component = %self.active, fault = %fault, kind = fault.kind(), "{what}");
+        self.last_fault = Some(format!("{}: {fault}", self.active));
+        // A faulted instance is never entered again.
+        self.instance = None;
+    }
+
+    /// A fresh instance of the active component from checkpoint + journal.
+    /// Journal entries that fault are set aside; gives up only if the component
+    /// cannot even take the checkpoint.
+    fn rebuild(&mut self) -> Result<(), EngineError> {
+        self.stats.rebuilds.fetch_add(1, Relaxed);
+        let started = Instant::now();
+        loop {
+            let mut inst = Instance::new(&self.sandbox, &self.active).map_err(|f| self.broken(f))?;
+            inst.configure(self.settings).map_err(|f| self.broken(f))?;
+            inst.import_state(&self.journal.checkpoint)
+                .map_err(|f| self.broken(f))?;
+            let mut failed = None;
+            for (i, e) in self.journal.entries.iter().enumerate() {
+                if let Err(f) = e.apply(&mut inst) {
+                    failed = Some((i, f));
+                    break;
+                }
+            }
+            match failed {
+                None => {
+                    tracing::info!(component = %self.active, replayed = self.journal.entries.len(),
+                        took_ms = started.elapsed().as_secs_f64() * 1e3, "instance rebuilt");
+                    self.instance = Some(inst);
+                    return Ok(());
+                }
+                Some((i, f)) => {
+                    tracing::warn!(component = %self.active, fault = %f, "journal entry failed on replay; set aside");
+                    self.stats.quarantined.fetch_add(1, Relaxed);
+                    let e = self.journal.entries.remove(i);
+                    self.journal.bytes -= e.size();
+                }
+            }
+        }
+    }
+
+    fn broken(&mut self, fault: Fault) -> EngineError {
+        tracing::error!(component = %self.active, fault = %fault, "component cannot be rebuilt");
+        self.last_fault = Some(format!("{}: cannot rebuild: {fault}", self.active));
+        EngineError::Broken(format!("{} cannot be rebuilt: {fault}", self.active))
+    }
+
+    fn maybe_checkpoint(&mut self) {
+        let old = self
+            .journal
+            .since
+            .is_none_or(|t| t.elapsed() >= self.config.checkpoint_every);
+        if !(old || self.journal.bytes >= self.config.checkpoint_bytes) {
+            return;
+        }
+        let started = Instant::now();
+        let Some(inst) = self.instance.as_mut() else { return };
+        match inst.export_state() {
+            Ok(state) => {
+                self.journal.reset(state);
+                self.stats.checkpoints.fetch_add(1, Relaxed);
+                self.stats
+                    .last_checkpoint_us
+                    .store(started.elapsed().as_micros() as u64, Relaxed);
+            }
+            Err(f) => {
+                self.record_fault(&f, "state export failed; rebuilding");
+                let _ = self.rebuild();
+            }
+        }
+    }
+
+    /// Render the outcome's candles and hand it to every subscriber.
+    fn emit(&mut self, outcome: Outcome, cause: Cause) {
+        self.stats.updates.fetch_add(outcome.updates.len() as u64, Relaxed);
+        self.stats.gaps.fetch_add(outcome.gaps.len() as u64, Relaxed);
+        self.stats.duplicates.fetch_add(outcome.duplicates as u64, Relaxed);
+        self.stats.ignored.fetch_add(outcome.ignored as u64, Relaxed);
+        if outcome.updates.is_empty() && outcome.gaps.is_empty() {
+            return;
+        }
+        let elements = if outcome.updates.is_empty() {
+            Vec::new()
+        } else {
+            let packed = encode_all(&outcome.updates);
+            match self.instance.as_mut().map(|i| i.render(&packed)) {
+                Some(Ok(e)) => e,
+                Some(Err(f)) => {
+                    self.stats.render_failures.fetch_add(1, Relaxed);
+                    self.record_fault(&f, "render failed; candles go out without elements");
+                    let _ = self.rebuild();
+                    vec![String::new(); outcome.updates.len()]
+                }
+                None => vec![String::new(); outcome.updates.len()],
+            }
+        };
+        let name = |id: u32| {
+            self.products
+                .name(id)
+                .unwrap_or_else(|| Arc::from(format!("product-{id}")))
+        };
+        let updates = outcome
+            .updates
+            .into_iter()
+            .zip(elements)
+            .map(|(candle, element)| CandleUpdate {
+                product: name(candle.product),
+                candle,
+                element,
+            })
+            .collect();
+        let gaps = outcome
+            .gaps
+            .into_iter()
+            .map(|gap| GapReport {
+                product: name(gap.product),
+                gap,
+            })
+            .collect();
+        let out = Arc::new(EngineOutput {
+            cause,
+            updates,
+            gaps,
+            duplicates: outcome.duplicates,
+            ignored: outcome.ignored,
+        });
+        // Backpressure: a subscriber that is behind holds the engine (and so the
+        // feed) back; subscribers conflate, so they are never behind for long.
+        self.subscribers.retain(|s| s.blocking_send(out.clone()).is_ok());
+    }
+
+    fn export(&mut self) -> Result<Vec<u8>, EngineError> {
+        let r = match self.instance.as_mut() {
+            Some(inst) => inst.export_state(),
+            None => Err(Fault::Poisoned),
+        };
+        r.map_err(|f| self.fault(f))
+    }
+
+    /// Hand the state over to `component` between two inputs.
+    fn swap(&mut self, component: Arc<LoadedComponent>) -> Result<SwapReport, EngineError> {
+        let mk_err = |f: Fault| EngineError::Fault {
+            component: component.to_string(),
+            fault: f,
+        };
+        // Instantiate before the pause: only export + import stop the engine.
+        let mut fresh = Instance::new(&self.sandbox, &component).map_err(mk_err)?;
+        fresh.configure(self.settings).map_err(mk_err)?;
+        let started = Instant::now();
+        let state = self.export()?;
+        fresh.import_state(&state).map_err(mk_err)?;
+        let pause = started.elapsed();
+        self.instance = Some(fresh);
+        self.journal.reset(state);
+        let old = std::mem::replace(&mut self.active, component);
+        self.previous = Some(old.clone());
+        self.stats.swaps.fetch_add(1, Relaxed);
+        self.stats.last_swap_pause_us.store(pause.as_micros() as u64, Relaxed);
+        tracing::info!(from = %old, to = %self.active, pause_us = pause.as_micros() as u64, "component swapped");
+        Ok(SwapReport {
+            from: old.to_string(),
+            to: self.active.to_string(),
+            pause,
+        })
+    }
+
+    fn status(&self) -> Status {
+        Status {
+            active: ComponentSummary::of(&self.active),
+            previous: self.previous.as_deref().map(ComponentSummary::of),
+            healthy: self.instance.is_some(),
+            last_fault: self.last_fault.clone(),
+            journal_entries: self.journal.entries.len(),
+            checkpoint_bytes: self.journal.checkpoint.len(),
+            stats: self.stats.snapshot(),
+        }
+    }
+}
+
+// The packed candle size is what `render` relies on when counting.
+const _: usize = Candle::SIZE;

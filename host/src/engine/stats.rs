@@ -1,0 +1,113 @@
+//! Engine counters (lock-free, read by metrics) and the status report.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::SystemTime;
+
+use super::loader::LoadedComponent;
+
+/// Counters the engine thread updates and anyone may read.
+#[derive(Default, Debug)]
+pub struct Stats {
+    pub batches: AtomicU64,
+    pub trades: AtomicU64,
+    pub updates: AtomicU64,
+    pub gaps: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub ignored: AtomicU64,
+    pub faults: AtomicU64,
+    pub rebuilds: AtomicU64,
+    pub quarantined: AtomicU64,
+    pub render_failures: AtomicU64,
+    pub swaps: AtomicU64,
+    pub last_swap_pause_us: AtomicU64,
+    pub checkpoints: AtomicU64,
+    pub last_checkpoint_us: AtomicU64,
+    /// Total wall time spent applying inputs (component calls), ns.
+    pub call_nanos: AtomicU64,
+    faults_by_kind: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub batches: u64,
+    pub trades: u64,
+    pub updates: u64,
+    pub gaps: u64,
+    pub duplicates: u64,
+    pub ignored: u64,
+    pub faults: u64,
+    pub faults_by_kind: BTreeMap<&'static str, u64>,
+    pub rebuilds: u64,
+    pub quarantined: u64,
+    pub render_failures: u64,
+    pub swaps: u64,
+    pub last_swap_pause_us: u64,
+    pub checkpoints: u64,
+    pub last_checkpoint_us: u64,
+    pub call_nanos: u64,
+}
+
+impl Stats {
+    pub(crate) fn count_fault(&self, kind: &'static str) {
+        let mut m = self.faults_by_kind.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry(kind).or_default() += 1;
+    }
+
+    /// Read every counter.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            batches: self.batches.load(Relaxed),
+            trades: self.trades.load(Relaxed),
+            updates: self.updates.load(Relaxed),
+            gaps: self.gaps.load(Relaxed),
+            duplicates: self.duplicates.load(Relaxed),
+            ignored: self.ignored.load(Relaxed),
+            faults: self.faults.load(Relaxed),
+            faults_by_kind: self.faults_by_kind.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            rebuilds: self.rebuilds.load(Relaxed),
+            quarantined: self.quarantined.load(Relaxed),
+            render_failures: self.render_failures.load(Relaxed),
+            swaps: self.swaps.load(Relaxed),
+            last_swap_pause_us: self.last_swap_pause_us.load(Relaxed),
+            checkpoints: self.checkpoints.load(Relaxed),
+            last_checkpoint_us: self.last_checkpoint_us.load(Relaxed),
+            call_nanos: self.call_nanos.load(Relaxed),
+        }
+    }
+}
+
+/// Who a component is, for status reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentSummary {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    pub loaded_at: SystemTime,
+}
+
+impl ComponentSummary {
+    pub(crate) fn of(c: &LoadedComponent) -> Self {
+        ComponentSummary {
+            name: c.name.clone(),
+            version: c.version.clone(),
+            sha256: c.sha256.clone(),
+            loaded_at: c.loaded_at,
+        }
+    }
+}
+
+/// The engine's state as reported to operators.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub active: ComponentSummary,
+    pub previous: Option<ComponentSummary>,
+    /// A working instance exists.
+    pub healthy: bool,
+    pub last_fault: Option<String>,
+    pub journal_entries: usize,
+    pub checkpoint_bytes: usize,
+    pub stats: StatsSnapshot,
+}

@@ -1,0 +1,266 @@
+//! The engine with real compiled components: aggregation, rendering, the
+//! sandbox against misbehaving components, recovery, swap, and the cache.
+
+mod common;
+
+use common::*;
+use spot_host::engine::{CandleSource, EngineConfig, LoadError, Loader, Sandbox};
+use spot_wire::{Fixed, Granularity, Side, Trade};
+
+#[tokio::test]
+async fn the_default_component_matches_the_native_rules_and_renders_every_update() {
+    let loader = loader();
+    let component = load(&loader, "spot_guest");
+    assert_eq!(component.name, "spot-default");
+    let engine = start(&loader, component, config());
+    let h = engine.handle();
+    let names = product_names(5);
+    let mut rx = h.subscribe(1024).await.unwrap();
+    assert_eq!(h.register_products(&names).await.unwrap(), vec![0, 1, 2, 3, 4]);
+    let trades = market(5, 2_000, 7);
+    for chunk in trades.chunks(37) {
+        h.trades(chunk.to_vec()).await.unwrap();
+    }
+    h.barrier().await.unwrap();
+
+    let want = reference(&names, &trades, &config());
+    assert_eq!(engine_state(&h).await, want.export());
+
+    // Every update went out with the element the native renderer gives it.
+    let outputs = drain(&mut rx);
+    assert!(!outputs.is_empty());
+    let mut last = std::collections::BTreeMap::new();
+    for out in &outputs {
+        for u in &out.updates {
+            assert_eq!(u.element, spot_rules::render::element(&u.candle, &u.product));
+            last.insert((u.candle.product, u.candle.granularity, u.candle.start), u.candle);
+        }
+    }
+    // The last update of each bucket is its final value.
+    for c in want.candles() {
+        assert_eq!(last.get(&(c.product, c.granularity, c.start)), Some(&c));
+    }
+    let stats = h.stats().snapshot();
+    assert_eq!(stats.trades, 2_000);
+    assert_eq!(stats.faults, 0);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn repair_and_clock_flow_through_the_engine() {
+    let loader = loader();
+    let engine = start(&loader, load(&loader, "spot_guest"), config());
+    let h = engine.handle();
+    let mut rx = h.subscribe(64).await.unwrap();
+    h.register_products(&["BTC-USD".to_string()]).await.unwrap();
+    let f = |s: &str| s.parse::<Fixed>().unwrap();
+    let t = |id, ms, p: &str| Trade {
+        product: 0,
+        side: Side::Buy,
+        trade_id: id,
+        time_ms: ms,
+        price: f(p),
+        size: f("1"),
+    };
+    h.trades(vec![t(1, T0 + 1_000, "10"), t(5, T0 + 61_000, "11")])
+        .await
+        .unwrap();
+    h.barrier().await.unwrap();
+    let out = drain(&mut rx);
+    let gaps: Vec<_> = out.iter().flat_map(|o| o.gaps.iter()).collect();
+    assert_eq!(gaps.len(), 1);
+    assert_eq!((gaps[0].gap.first_missing, gaps[0].gap.last_missing), (2, 4));
+    assert_eq!(&*gaps[0].product, "BTC-USD");
+
+    let rest = spot_wire::Candle {
+        product: 0,
+        granularity: Granularity::OneMinute,
+        start: T0 / 1000,
+        open: f("10"),
+        high: f("12"),
+        low: f("9"),
+        close: f("12"),
+        volume: f("3"),
+        last_trade_id: None,
+        trades: 0,
+        complete: false,
+        authoritative: true,
+    };
+    h.apply_candles(vec![rest], CandleSource::Repair).await.unwrap();
+    let out = drain(&mut rx);
+    let day = out
+        .iter()
+        .flat_map(|o| o.updates.iter())
+        .find(|u| u.candle.granularity == Granularity::OneDay)
+        .expect("day update");
+    assert_eq!(
+        (day.candle.volume, day.candle.high, day.candle.low),
+        (f("4"), f("12"), f("9"))
+    );
+
+    h.advance(T0 + 86_400_000 + 10_000).await.unwrap();
+    h.barrier().await.unwrap();
+    let done: Vec<_> = drain(&mut rx).iter().flat_map(|o| o.updates.clone()).collect();
+    assert!(done.iter().all(|u| u.candle.complete));
+    assert!(
+        done.iter()
+            .any(|u| u.candle.granularity == Granularity::OneDay && u.element.contains("data-complete=\"true\""))
+    );
+    engine.shutdown().await;
+}
+
+/// Each misbehaviour, triggered by a trade price in the chaos component.
+const CHAOS: [(i64, &str); 9] = [
+    (666, "timeout"),
+    (667, "out_of_memory"),
+    // std's panic hook writes the message to stderr first: a denied capability.
+    (668, "denied"),
+    (674, "aborted"),
+    (669, "stack_overflow"),
+    (670, "denied"),
+    (671, "denied"),
+    (672, "refused"),
+    (673, "malformed"),
+];
+
+#[tokio::test]
+async fn a_misbehaving_component_costs_only_itself_and_loses_no_trade() {
+    let loader = loader();
+    let chaos = load(&loader, "spot_test_misbehave");
+    let names = product_names(3);
+    let trades = market(3, 600, 11);
+    for (i, (price, kind)) in CHAOS.into_iter().enumerate() {
+        // Alternate: a journal since the last checkpoint, and a checkpoint per input.
+        let cfg = EngineConfig {
+            checkpoint_bytes: if i % 2 == 0 { usize::MAX } else { 1 },
+            ..config()
+        };
+        let engine = start(&loader, chaos.clone(), cfg.clone());
+        let h = engine.handle();
+        h.register_products(&names).await.unwrap();
+        let (before, after) = trades.split_at(300);
+        for chunk in before.chunks(50) {
+            h.trades(chunk.to_vec()).await.unwrap();
+        }
+        let poison = Trade {
+            product: 1,
+            side: Side::Buy,
+            trade_id: 1,
+            time_ms: T0,
+            price: Fixed::from_int(price),
+            size: Fixed::from_int(1),
+        };
+        h.trades(vec![poison]).await.unwrap();
+        for chunk in after.chunks(50) {
+            h.trades(chunk.to_vec()).await.unwrap();
+        }
+        h.barrier().await.unwrap();
+
+        let status = h.status().await.unwrap();
+        assert!(status.healthy, "{kind}: engine has a working instance");
+        assert_eq!(
+            status.stats.quarantined, 1,
+            "{kind}: the poison batch is set aside once"
+        );
+        // Twice for the batch itself, once more if it was coalesced with others.
+        let faults = status.stats.faults_by_kind.get(kind).copied().unwrap_or(0);
+        assert!((2..=3).contains(&faults), "{kind}: {:?}", status.stats.faults_by_kind);
+        assert_eq!(
+            status.stats.faults_by_kind.len(),
+            1,
+            "{kind}: {:?}",
+            status.stats.faults_by_kind
+        );
+        assert!(status.last_fault.is_some());
+        assert_eq!(
+            engine_state(&h).await,
+            reference(&names, &trades, &cfg).export(),
+            "{kind}: no trade lost or doubled"
+        );
+        engine.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn components_that_break_the_contract_are_refused_with_the_reason() {
+    let loader = loader();
+    let err = loader
+        .load_file(&component_path("spot_test_wrong_contract"))
+        .unwrap_err();
+    assert!(
+        matches!(err, LoadError::IncompatibleContract { ref found, .. } if found == "1.0.0"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("spot:candles@1.0.0"), "{err}");
+
+    let err = loader
+        .load_file(&component_path("spot_test_foreign_import"))
+        .unwrap_err();
+    assert!(
+        matches!(err, LoadError::ForbiddenImport(ref name) if name.starts_with("spot:evil/net")),
+        "{err}"
+    );
+
+    let err = loader.load_bytes(b"\0asm garbage").unwrap_err();
+    assert!(matches!(err, LoadError::Compile(_)), "{err}");
+
+    // A precompiled artefact is never deserialized from outside.
+    let wasm = std::fs::read(component_path("spot_guest")).unwrap();
+    let cwasm = loader.sandbox().engine().precompile_component(&wasm).unwrap();
+    assert!(matches!(loader.load_bytes(&cwasm), Err(LoadError::Precompiled)));
+
+    let err = loader
+        .load_file(std::path::Path::new("/nonexistent/x.wasm"))
+        .unwrap_err();
+    assert!(matches!(err, LoadError::Read { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn swapping_back_and_forth_hands_over_the_state_exactly() {
+    let loader = loader();
+    let a = load(&loader, "spot_guest");
+    let b = load(&loader, "spot_test_misbehave");
+    let engine = start(&loader, a.clone(), config());
+    let h = engine.handle();
+    let names = product_names(4);
+    h.register_products(&names).await.unwrap();
+    let trades = market(4, 3_000, 5);
+    for (i, chunk) in trades.chunks(100).enumerate() {
+        h.trades(chunk.to_vec()).await.unwrap();
+        if i % 3 == 2 {
+            let next = if i % 2 == 0 { b.clone() } else { a.clone() };
+            let report = h.swap(next).await.unwrap();
+            assert!(report.pause.as_secs() < 5);
+        }
+    }
+    h.barrier().await.unwrap();
+    let status = h.status().await.unwrap();
+    assert_eq!(status.stats.swaps, 10);
+    assert!(status.previous.is_some());
+    assert_eq!(engine_state(&h).await, reference(&names, &trades, &config()).export());
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn compiled_components_are_cached_by_content_and_engine() {
+    let dir = std::env::temp_dir().join(format!("spot-cache-test-{}", std::process::id()));
+    let sandbox = Sandbox::new(test_limits()).unwrap();
+    let first = Loader::new(sandbox.clone(), Some(dir.clone()))
+        .load_file(&component_path("spot_guest"))
+        .unwrap();
+    assert!(!first.from_cache);
+    let second = Loader::new(sandbox, Some(dir.clone()))
+        .load_file(&component_path("spot_guest"))
+        .unwrap();
+    assert!(second.from_cache);
+    assert_eq!(first.sha256, second.sha256);
+    // A corrupt artefact is discarded and rebuilt, not trusted.
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"corrupt").unwrap();
+    }
+    let third = Loader::new(Sandbox::new(test_limits()).unwrap(), Some(dir.clone()))
+        .load_file(&component_path("spot_guest"))
+        .unwrap();
+    assert!(!third.from_cache);
+    let _ = std::fs::remove_dir_all(dir);
+}

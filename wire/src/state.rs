@@ -1,0 +1,202 @@
+//! The canonical state format: what `export-state` returns and `import-state`
+//! accepts. It is part of the contract so that any component of the same major
+//! version can take over from any other (hot swap) or be rebuilt after a trap.
+//!
+//! It holds the facts, not derived values: per product the counted trade ids and
+//! the 1-minute candles still within retention. Rollups are recomputed on import.
+//! Components may add private data under `extensions`, keyed by component name;
+//! a component ignores the extensions of others.
+
+use crate::Fixed;
+use crate::codec::{Reader, WireError, Writer};
+
+const MAGIC: &[u8; 8] = b"SPOSTAT1";
+
+/// Everything a component needs to continue exactly where another stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    /// The last time passed to `advance` (unix ms), `i64::MIN` if never.
+    pub now_ms: i64,
+    pub products: Vec<ProductState>,
+    /// Component-private sections: (component name, bytes).
+    pub extensions: Vec<(String, Vec<u8>)>,
+}
+
+/// One product's counted trades and minutes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductState {
+    pub id: u32,
+    pub name: String,
+    /// Disjoint, ascending, inclusive ranges of trade ids already counted.
+    pub counted: Vec<(u64, u64)>,
+    /// Time (unix ms) of the highest counted trade, for gap reports.
+    pub top_time_ms: i64,
+    /// 1-minute candles, ascending by start.
+    pub minutes: Vec<MinuteState>,
+}
+
+/// One 1-minute candle and what is known about the trades in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinuteState {
+    pub start: i64,
+    pub open: Fixed,
+    pub high: Fixed,
+    pub low: Fixed,
+    pub close: Fixed,
+    pub volume: Fixed,
+    /// Lowest and highest trade id counted in the minute (0 when unknown).
+    pub open_id: u64,
+    pub close_id: u64,
+    /// Trades with an id at or below this are already in the candle (0: none).
+    pub floor_id: u64,
+    pub trades: u32,
+    /// Replaced by an authoritative candle without trade ids: later trades of
+    /// this minute are ignored.
+    pub sealed: bool,
+}
+
+impl State {
+    /// Pack the state.
+    pub fn encode(&self) -> Vec<u8> {
+        let minutes: usize = self.products.iter().map(|p| p.minutes.len()).sum();
+        let mut w = Writer::with_capacity(64 + minutes * 117 + self.products.len() * 64);
+        w.bytes(MAGIC);
+        w.i64(self.now_ms);
+        w.u32(self.products.len() as u32);
+        for p in &self.products {
+            w.u32(p.id);
+            w.blob(p.name.as_bytes());
+            w.u32(p.counted.len() as u32);
+            for &(lo, hi) in &p.counted {
+                w.u64(lo);
+                w.u64(hi);
+            }
+            w.i64(p.top_time_ms);
+            w.u32(p.minutes.len() as u32);
+            for m in &p.minutes {
+                w.i64(m.start);
+                for v in [m.open, m.high, m.low, m.close, m.volume] {
+                    w.i128(v.units());
+                }
+                w.u64(m.open_id);
+                w.u64(m.close_id);
+                w.u64(m.floor_id);
+                w.u32(m.trades);
+                w.u8(m.sealed as u8);
+            }
+        }
+        w.u32(self.extensions.len() as u32);
+        for (name, data) in &self.extensions {
+            w.blob(name.as_bytes());
+            w.blob(data);
+        }
+        w.into_bytes()
+    }
+
+    /// Unpack a state, validating every length against the buffer.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes);
+        if r.take(8)? != MAGIC {
+            return Err(WireError::Magic { expected: "SPOSTAT1" });
+        }
+        let now_ms = r.i64()?;
+        let n = r.u32()? as usize;
+        let mut products = Vec::with_capacity(n.min(r.remaining() / 24));
+        for _ in 0..n {
+            let id = r.u32()?;
+            let name = utf8(r.blob()?, "product name")?;
+            let nc = r.u32()? as usize;
+            let mut counted = Vec::with_capacity(nc.min(r.remaining() / 16));
+            for _ in 0..nc {
+                counted.push((r.u64()?, r.u64()?));
+            }
+            let top_time_ms = r.i64()?;
+            let nm = r.u32()? as usize;
+            let mut minutes = Vec::with_capacity(nm.min(r.remaining() / 117));
+            for _ in 0..nm {
+                let start = r.i64()?;
+                let mut v = [Fixed::ZERO; 5];
+                for x in v.iter_mut() {
+                    *x = Fixed::from_units(r.i128()?);
+                }
+                minutes.push(MinuteState {
+                    start,
+                    open: v[0],
+                    high: v[1],
+                    low: v[2],
+                    close: v[3],
+                    volume: v[4],
+                    open_id: r.u64()?,
+                    close_id: r.u64()?,
+                    floor_id: r.u64()?,
+                    trades: r.u32()?,
+                    sealed: r.u8()? != 0,
+                });
+            }
+            products.push(ProductState {
+                id,
+                name,
+                counted,
+                top_time_ms,
+                minutes,
+            });
+        }
+        let ne = r.u32()? as usize;
+        let mut extensions = Vec::with_capacity(ne.min(r.remaining() / 8));
+        for _ in 0..ne {
+            let name = utf8(r.blob()?, "extension name")?;
+            extensions.push((name, r.blob()?.to_vec()));
+        }
+        if !r.is_empty() {
+            return Err(WireError::Length {
+                len: bytes.len(),
+                record: 1,
+            });
+        }
+        Ok(State {
+            now_ms,
+            products,
+            extensions,
+        })
+    }
+}
+
+fn utf8(b: &[u8], field: &'static str) -> Result<String, WireError> {
+    String::from_utf8(b.to_vec()).map_err(|_| WireError::Utf8 { field })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_and_rejects_garbage() {
+        let s = State {
+            now_ms: 1_700_000_000_000,
+            products: vec![ProductState {
+                id: 2,
+                name: "BTC-USD".into(),
+                counted: vec![(1, 5), (9, 9)],
+                top_time_ms: 1_700_000_000_000,
+                minutes: vec![MinuteState {
+                    start: 1_699_999_980,
+                    open: Fixed::from_int(1),
+                    high: Fixed::from_int(2),
+                    low: Fixed::from_int(1),
+                    close: Fixed::from_int(2),
+                    volume: Fixed::from_int(3),
+                    open_id: 1,
+                    close_id: 9,
+                    floor_id: 0,
+                    trades: 6,
+                    sealed: false,
+                }],
+            }],
+            extensions: vec![("vwap".into(), vec![1, 2, 3])],
+        };
+        let bytes = s.encode();
+        assert_eq!(State::decode(&bytes).unwrap(), s);
+        assert!(State::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(State::decode(b"SPOSTAT1\0\0\0\0\0\0\0\0\xff\xff\xff\xff").is_err());
+    }
+}
