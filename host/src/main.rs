@@ -12,9 +12,7 @@ use spot_wire::{Fixed, Side, Trade};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
 
     let path = PathBuf::from(
@@ -28,10 +26,20 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(component = %component, sha256 = %component.sha256, from_cache = component.from_cache,
         compile_ms = component.compile_time.as_secs_f64() * 1e3, "component loaded");
 
-    let engine = Engine::start(sandbox, EngineConfig { clock: None, ..Default::default() }, component)?;
+    let engine = Engine::start(
+        sandbox,
+        EngineConfig {
+            clock: None,
+            ..Default::default()
+        },
+        component,
+    )?;
     let h = engine.handle();
     let mut updates = h.subscribe(1024).await?;
-    let names: Vec<String> = ["BTC-USD", "ETH-USD", "SOL-USD"].iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> = ["BTC-USD", "ETH-USD", "SOL-USD"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     h.register_products(&names).await?;
 
     // A sample market: 3 products, 30 000 trades over the last 3 hours.

@@ -109,18 +109,19 @@ async fn repair_and_clock_flow_through_the_engine() {
     engine.shutdown().await;
 }
 
-/// Each misbehaviour, triggered by a trade price in the chaos component.
-const CHAOS: [(i64, &str); 9] = [
-    (666, "timeout"),
-    (667, "out_of_memory"),
+/// Each misbehaviour, triggered by a trade price in the chaos component:
+/// (price, fault kind, what the reported error says).
+const CHAOS: [(i64, &str, &str); 9] = [
+    (666, "timeout", "timed out (CPU deadline)"),
+    (667, "out_of_memory", "out of memory"),
     // std's panic hook writes the message to stderr first: a denied capability.
-    (668, "denied"),
-    (674, "aborted"),
-    (669, "stack_overflow"),
-    (670, "denied"),
-    (671, "denied"),
-    (672, "refused"),
-    (673, "malformed"),
+    (668, "denied", "called a denied capability: "),
+    (674, "aborted", "aborted (panic or failed allocation)"),
+    (669, "stack_overflow", "stack overflow"),
+    (670, "denied", "wasi:clocks"),
+    (671, "denied", "wasi:cli/environment"),
+    (672, "refused", "refused the input: chaos: refusing this batch"),
+    (673, "malformed", "malformed output"),
 ];
 
 #[tokio::test]
@@ -129,7 +130,7 @@ async fn a_misbehaving_component_costs_only_itself_and_loses_no_trade() {
     let chaos = load(&loader, "spot_test_misbehave");
     let names = product_names(3);
     let trades = market(3, 600, 11);
-    for (i, (price, kind)) in CHAOS.into_iter().enumerate() {
+    for (i, (price, kind, says)) in CHAOS.into_iter().enumerate() {
         // Alternate: a journal since the last checkpoint, and a checkpoint per input.
         let cfg = EngineConfig {
             checkpoint_bytes: if i % 2 == 0 { usize::MAX } else { 1 },
@@ -171,7 +172,8 @@ async fn a_misbehaving_component_costs_only_itself_and_loses_no_trade() {
             "{kind}: {:?}",
             status.stats.faults_by_kind
         );
-        assert!(status.last_fault.is_some());
+        let reported = status.last_fault.unwrap_or_default();
+        assert!(reported.contains(says), "{kind}: {reported}");
         assert_eq!(
             engine_state(&h).await,
             reference(&names, &trades, &cfg).export(),

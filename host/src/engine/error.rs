@@ -95,14 +95,15 @@ impl Fault {
                 other => Fault::Trap(other.to_string()),
             };
         }
+        // The top-level message is a wasm backtrace; the cause is further down.
         let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-        let text = chain.join(": ");
-        if text.contains("growing memory") || text.contains("memory size") {
-            Fault::OutOfMemory(first_line(&text))
-        } else if text.contains("unknown import") || text.contains("has not been defined") {
-            Fault::Denied(first_line(&text))
+        let find = |needle: &str| chain.iter().find(|c| c.contains(needle)).map(|c| first_line(c));
+        if let Some(m) = find("growing memory").or_else(|| find("memory size")) {
+            Fault::OutOfMemory(m)
+        } else if let Some(m) = find("unknown import") {
+            Fault::Denied(m)
         } else {
-            Fault::Trap(first_line(&text))
+            Fault::Trap(chain.last().map(|c| first_line(c)).unwrap_or_default())
         }
     }
 }
@@ -121,6 +122,8 @@ pub enum EngineError {
     Fault { component: String, fault: Fault },
     #[error("the engine has stopped")]
     Stopped,
+    #[error("busy: {0}")]
+    Busy(String),
     #[error("no working component: {0}")]
     Broken(String),
 }

@@ -4,6 +4,7 @@
 //! - [`loader`]: compile (cached), contract and import checks, smoke call;
 //! - [`instance`]: one live instance and its typed, fault-classifying calls;
 //! - `runtime`: the engine thread (inputs in order, recovery, swap, fan-out);
+//! - `journal`: checkpoint + inputs since, replayed to rebuild or to swap;
 //! - [`products`]: product names ↔ ids;
 //! - [`stats`]: counters and status.
 //!
@@ -13,6 +14,7 @@
 mod bindings;
 pub mod error;
 pub mod instance;
+mod journal;
 pub mod loader;
 pub mod products;
 mod runtime;
@@ -106,8 +108,11 @@ pub struct EngineOutput {
 pub struct SwapReport {
     pub from: String,
     pub to: String,
-    /// Time the engine processed nothing (state export + import).
+    /// Time the engine processed nothing (replaying the inputs that arrived
+    /// while the new instance was prepared, and the switch).
     pub pause: Duration,
+    /// Time spent preparing the new instance off the engine thread.
+    pub prepare: Duration,
 }
 
 /// The running engine.
@@ -137,7 +142,14 @@ impl Engine {
         let stats = Arc::new(Stats::default());
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let clock_every = config.clock;
-        let runtime = Runtime::new(sandbox, config, component, products.clone(), stats.clone())?;
+        let runtime = Runtime::new(
+            sandbox,
+            config,
+            component,
+            products.clone(),
+            stats.clone(),
+            tx.downgrade(),
+        )?;
         let thread = std::thread::Builder::new()
             .name("spot-engine".into())
             .spawn(move || runtime.run(rx))

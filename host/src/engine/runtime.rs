@@ -14,12 +14,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-use spot_wire::{Candle, Outcome, Packed, Trade, encode_all};
+use spot_wire::{Candle, Outcome, Trade, encode_all};
 use tokio::sync::{mpsc, oneshot};
 
 use super::bindings::{CandleSource, Product, Settings};
 use super::error::{EngineError, Fault};
 use super::instance::Instance;
+use super::journal::{Entry, Journal, Snapshot};
 use super::loader::LoadedComponent;
 use super::products::Products;
 use super::sandbox::Sandbox;
@@ -44,58 +45,14 @@ pub(crate) enum Command {
     ExportState(oneshot::Sender<Result<Vec<u8>, EngineError>>),
     Status(oneshot::Sender<Status>),
     Barrier(oneshot::Sender<()>),
+    /// A swap's new instance, built off the engine thread from a journal snapshot.
+    SwapReady {
+        result: Result<Instance, Fault>,
+        through: u64,
+        prepare: std::time::Duration,
+    },
     /// Stop after everything queued before it; later commands are refused.
     Stop,
-}
-
-/// One input as applied to a component: what the journal replays.
-#[derive(Clone)]
-enum Entry {
-    Define(Vec<Product>),
-    Trades(Vec<u8>),
-    Candles(Vec<u8>, CandleSource),
-    Advance(i64),
-}
-
-impl Entry {
-    fn size(&self) -> usize {
-        match self {
-            Entry::Define(p) => p.iter().map(|p| p.name.len() + 8).sum(),
-            Entry::Trades(b) | Entry::Candles(b, _) => b.len(),
-            Entry::Advance(_) => 8,
-        }
-    }
-
-    fn apply(&self, inst: &mut Instance) -> Result<Option<Outcome>, Fault> {
-        match self {
-            Entry::Define(p) => inst.define_products(p).map(|()| None),
-            Entry::Trades(b) => inst.ingest(b).map(Some),
-            Entry::Candles(b, s) => inst.apply_candles(b, *s).map(Some),
-            Entry::Advance(t) => inst.advance(*t).map(Some),
-        }
-    }
-}
-
-/// The last good state and the inputs applied since.
-#[derive(Default)]
-struct Journal {
-    checkpoint: Vec<u8>,
-    entries: Vec<Entry>,
-    bytes: usize,
-    since: Option<Instant>,
-}
-
-impl Journal {
-    fn reset(&mut self, checkpoint: Vec<u8>) {
-        self.checkpoint = checkpoint;
-        self.entries.clear();
-        self.bytes = 0;
-        self.since = Some(Instant::now());
-    }
-    fn push(&mut self, e: Entry) {
-        self.bytes += e.size();
-        self.entries.push(e);
-    }
 }
 
 pub(crate) struct Runtime {
@@ -111,6 +68,15 @@ pub(crate) struct Runtime {
     stats: Arc<Stats>,
     last_fault: Option<String>,
     pending: Option<Command>,
+    swapping: Option<PendingSwap>,
+    /// For swap builders to report back without keeping the engine alive.
+    commands: mpsc::WeakSender<Command>,
+}
+
+/// A swap whose new instance is being built.
+struct PendingSwap {
+    component: Arc<LoadedComponent>,
+    done: oneshot::Sender<Result<SwapReport, EngineError>>,
 }
 
 impl Runtime {
@@ -121,6 +87,7 @@ impl Runtime {
         component: Arc<LoadedComponent>,
         products: Arc<Products>,
         stats: Arc<Stats>,
+        commands: mpsc::WeakSender<Command>,
     ) -> Result<Self, EngineError> {
         let settings = Settings {
             grace_ms: config.grace.as_millis().min(u32::MAX as u128) as u32,
@@ -133,8 +100,7 @@ impl Runtime {
         let mut inst = Instance::new(&sandbox, &component).map_err(fault)?;
         inst.configure(settings).map_err(fault)?;
         let checkpoint = inst.export_state().map_err(fault)?;
-        let mut journal = Journal::default();
-        journal.reset(checkpoint);
+        let journal = Journal::new(checkpoint);
         Ok(Runtime {
             sandbox,
             config,
@@ -148,6 +114,8 @@ impl Runtime {
             stats,
             last_fault: None,
             pending: None,
+            swapping: None,
+            commands,
         })
     }
 
@@ -205,9 +173,12 @@ impl Runtime {
                     let _ = self.input(Entry::Advance(now), Cause::Clock);
                 }
                 Command::Subscribe(tx) => self.subscribers.push(tx),
-                Command::Swap { component, done } => {
-                    let _ = done.send(self.swap(component));
-                }
+                Command::Swap { component, done } => self.begin_swap(component, done),
+                Command::SwapReady {
+                    result,
+                    through,
+                    prepare,
+                } => self.finish_swap(result, through, prepare),
                 Command::ExportState(done) => {
                     let _ = done.send(self.export());
                 }
@@ -316,27 +287,18 @@ impl Runtime {
         loop {
             let mut inst = Instance::new(&self.sandbox, &self.active).map_err(|f| self.broken(f))?;
             inst.configure(self.settings).map_err(|f| self.broken(f))?;
-            inst.import_state(&self.journal.checkpoint)
-                .map_err(|f| self.broken(f))?;
-            let mut failed = None;
-            for (i, e) in self.journal.entries.iter().enumerate() {
-                if let Err(f) = e.apply(&mut inst) {
-                    failed = Some((i, f));
-                    break;
-                }
-            }
-            match failed {
-                None => {
-                    tracing::info!(component = %self.active, replayed = self.journal.entries.len(),
+            match self.journal.replay_into(&mut inst) {
+                Ok(()) => {
+                    tracing::info!(component = %self.active, replayed = self.journal.len(),
                         took_ms = started.elapsed().as_secs_f64() * 1e3, "instance rebuilt");
                     self.instance = Some(inst);
                     return Ok(());
                 }
-                Some((i, f)) => {
+                Err((None, f)) => return Err(self.broken(f)),
+                Err((Some(i), f)) => {
                     tracing::warn!(component = %self.active, fault = %f, "journal entry failed on replay; set aside");
                     self.stats.quarantined.fetch_add(1, Relaxed);
-                    let e = self.journal.entries.remove(i);
-                    self.journal.bytes -= e.size();
+                    self.journal.remove(i);
                 }
             }
         }
@@ -349,11 +311,12 @@ impl Runtime {
     }
 
     fn maybe_checkpoint(&mut self) {
-        let old = self
-            .journal
-            .since
-            .is_none_or(|t| t.elapsed() >= self.config.checkpoint_every);
-        if !(old || self.journal.bytes >= self.config.checkpoint_bytes) {
+        // A swap being prepared replays this journal: keep it whole until then.
+        if self.swapping.is_some()
+            || !self
+                .journal
+                .due(self.config.checkpoint_every, self.config.checkpoint_bytes)
+        {
             return;
         }
         let started = Instant::now();
@@ -440,31 +403,85 @@ impl Runtime {
         r.map_err(|f| self.fault(f))
     }
 
-    /// Hand the state over to `component` between two inputs.
-    fn swap(&mut self, component: Arc<LoadedComponent>) -> Result<SwapReport, EngineError> {
-        let mk_err = |f: Fault| EngineError::Fault {
-            component: component.to_string(),
-            fault: f,
+    /// Start a swap: build an instance of `component` from a journal snapshot
+    /// on another thread while this one keeps applying inputs.
+    fn begin_swap(&mut self, component: Arc<LoadedComponent>, done: oneshot::Sender<Result<SwapReport, EngineError>>) {
+        if self.swapping.is_some() {
+            let _ = done.send(Err(EngineError::Busy("a swap is already in progress".into())));
+            return;
+        }
+        let snapshot: Snapshot = self.journal.snapshot();
+        let (sandbox, settings, commands) = (self.sandbox.clone(), self.settings, self.commands.clone());
+        let target = component.clone();
+        let spawned = std::thread::Builder::new().name("spot-swap".into()).spawn(move || {
+            let started = Instant::now();
+            let result = Instance::new(&sandbox, &target).and_then(|mut inst| {
+                inst.configure(settings)?;
+                snapshot.replay_into(&mut inst)?;
+                Ok(inst)
+            });
+            if let Some(tx) = commands.upgrade() {
+                let _ = tx.blocking_send(Command::SwapReady {
+                    result,
+                    through: snapshot.through,
+                    prepare: started.elapsed(),
+                });
+            }
+        });
+        match spawned {
+            Ok(_) => self.swapping = Some(PendingSwap { component, done }),
+            Err(e) => {
+                let _ = done.send(Err(EngineError::Busy(format!("cannot start the swap builder: {e}"))));
+            }
+        }
+    }
+
+    /// Finish a swap between two inputs: replay what arrived while the new
+    /// instance was built, then switch. Only that replay pauses the engine.
+    fn finish_swap(&mut self, result: Result<Instance, Fault>, through: u64, prepare: std::time::Duration) {
+        let Some(PendingSwap { component, done }) = self.swapping.take() else {
+            return;
         };
-        // Instantiate before the pause: only export + import stop the engine.
-        let mut fresh = Instance::new(&self.sandbox, &component).map_err(mk_err)?;
-        fresh.configure(self.settings).map_err(mk_err)?;
+        let refuse = |fault: Fault| EngineError::Fault {
+            component: component.to_string(),
+            fault,
+        };
+        let mut fresh = match result {
+            Ok(inst) => inst,
+            Err(f) => {
+                tracing::warn!(component = %component, fault = %f, "swap refused: the new component cannot take the state");
+                let _ = done.send(Err(refuse(f)));
+                return;
+            }
+        };
         let started = Instant::now();
-        let state = self.export()?;
-        fresh.import_state(&state).map_err(mk_err)?;
+        for entry in self.journal.after(through) {
+            if let Err(f) = entry.apply(&mut fresh) {
+                tracing::warn!(component = %component, fault = %f, "swap refused: the new component failed an input");
+                let _ = done.send(Err(refuse(f)));
+                return;
+            }
+        }
+        let old_instance = self.instance.replace(fresh);
         let pause = started.elapsed();
-        self.instance = Some(fresh);
-        self.journal.reset(state);
         let old = std::mem::replace(&mut self.active, component);
         self.previous = Some(old.clone());
         self.stats.swaps.fetch_add(1, Relaxed);
         self.stats.last_swap_pause_us.store(pause.as_micros() as u64, Relaxed);
-        tracing::info!(from = %old, to = %self.active, pause_us = pause.as_micros() as u64, "component swapped");
-        Ok(SwapReport {
+        tracing::info!(from = %old, to = %self.active, pause_us = pause.as_micros() as u64,
+            prepare_ms = prepare.as_secs_f64() * 1e3, "component swapped");
+        let _ = done.send(Ok(SwapReport {
             from: old.to_string(),
             to: self.active.to_string(),
             pause,
-        })
+            prepare,
+        }));
+        // Freeing a large store takes time: not on the engine thread.
+        if let Some(old_instance) = old_instance {
+            let _ = std::thread::Builder::new()
+                .name("spot-drop".into())
+                .spawn(move || drop(old_instance));
+        }
     }
 
     fn status(&self) -> Status {
@@ -473,12 +490,9 @@ impl Runtime {
             previous: self.previous.as_deref().map(ComponentSummary::of),
             healthy: self.instance.is_some(),
             last_fault: self.last_fault.clone(),
-            journal_entries: self.journal.entries.len(),
-            checkpoint_bytes: self.journal.checkpoint.len(),
+            journal_entries: self.journal.len(),
+            checkpoint_bytes: self.journal.checkpoint().len(),
             stats: self.stats.snapshot(),
         }
     }
 }
-
-// The packed candle size is what `render` relies on when counting.
-const _: usize = Candle::SIZE;

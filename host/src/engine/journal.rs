@@ -1,0 +1,151 @@
+//! `Journal`: the last good state of the active component (a checkpoint) and
+//! every input applied since, numbered. Replaying it into a fresh instance of
+//! any component of the contract gives the current state: that is how the
+//! engine recovers from a fault and how a swap prepares the new component off
+//! the engine thread.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use spot_wire::Outcome;
+
+use super::bindings::{CandleSource, Product};
+use super::error::Fault;
+use super::instance::Instance;
+
+/// One input as applied to a component.
+pub(crate) enum Entry {
+    Define(Vec<Product>),
+    Trades(Vec<u8>),
+    Candles(Vec<u8>, CandleSource),
+    Advance(i64),
+}
+
+impl Entry {
+    fn size(&self) -> usize {
+        match self {
+            Entry::Define(p) => p.iter().map(|p| p.name.len() + 8).sum(),
+            Entry::Trades(b) | Entry::Candles(b, _) => b.len(),
+            Entry::Advance(_) => 8,
+        }
+    }
+
+    /// Apply to an instance; `None` for inputs that produce no outcome.
+    pub(crate) fn apply(&self, inst: &mut Instance) -> Result<Option<Outcome>, Fault> {
+        match self {
+            Entry::Define(p) => inst.define_products(p).map(|()| None),
+            Entry::Trades(b) => inst.ingest(b).map(Some),
+            Entry::Candles(b, s) => inst.apply_candles(b, *s).map(Some),
+            Entry::Advance(t) => inst.advance(*t).map(Some),
+        }
+    }
+}
+
+/// A journaled input and its sequence number.
+#[derive(Clone)]
+pub(crate) struct Logged {
+    pub seq: u64,
+    pub entry: Arc<Entry>,
+}
+
+/// A checkpoint and the inputs applied after it.
+pub(crate) struct Journal {
+    checkpoint: Arc<Vec<u8>>,
+    entries: Vec<Logged>,
+    bytes: usize,
+    since: Instant,
+    next_seq: u64,
+}
+
+/// A copy of the journal that another thread can replay (cheap: shared buffers).
+pub(crate) struct Snapshot {
+    pub checkpoint: Arc<Vec<u8>>,
+    pub entries: Vec<Logged>,
+    /// Sequence number of the last entry included (0: none).
+    pub through: u64,
+}
+
+impl Snapshot {
+    /// Import the checkpoint into `inst` and replay every entry.
+    pub(crate) fn replay_into(&self, inst: &mut Instance) -> Result<(), Fault> {
+        inst.import_state(&self.checkpoint)?;
+        for l in &self.entries {
+            l.entry.apply(inst)?;
+        }
+        Ok(())
+    }
+}
+
+impl Journal {
+    /// A journal starting from `checkpoint`.
+    pub(crate) fn new(checkpoint: Vec<u8>) -> Self {
+        Journal {
+            checkpoint: Arc::new(checkpoint),
+            entries: Vec::new(),
+            bytes: 0,
+            since: Instant::now(),
+            next_seq: 1,
+        }
+    }
+
+    /// A new checkpoint covers every entry so far.
+    pub(crate) fn reset(&mut self, checkpoint: Vec<u8>) {
+        self.checkpoint = Arc::new(checkpoint);
+        self.entries.clear();
+        self.bytes = 0;
+        self.since = Instant::now();
+    }
+
+    /// Record an applied input.
+    pub(crate) fn push(&mut self, entry: Entry) {
+        self.bytes += entry.size();
+        self.entries.push(Logged {
+            seq: self.next_seq,
+            entry: Arc::new(entry),
+        });
+        self.next_seq += 1;
+    }
+
+    /// Is it time for a new checkpoint?
+    pub(crate) fn due(&self, every: std::time::Duration, max_bytes: usize) -> bool {
+        self.since.elapsed() >= every || self.bytes >= max_bytes
+    }
+
+    pub(crate) fn checkpoint(&self) -> &[u8] {
+        &self.checkpoint
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// A replayable copy.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            checkpoint: self.checkpoint.clone(),
+            entries: self.entries.clone(),
+            through: self.next_seq - 1,
+        }
+    }
+
+    /// Entries applied after `seq`, in order.
+    pub(crate) fn after(&self, seq: u64) -> impl Iterator<Item = &Entry> {
+        let from = self.entries.partition_point(|l| l.seq <= seq);
+        self.entries[from..].iter().map(|l| &*l.entry)
+    }
+
+    /// Replay into `inst`; on a fault, returns the index of the failing entry.
+    pub(crate) fn replay_into(&self, inst: &mut Instance) -> Result<(), (Option<usize>, Fault)> {
+        inst.import_state(&self.checkpoint).map_err(|f| (None, f))?;
+        for (i, l) in self.entries.iter().enumerate() {
+            l.entry.apply(inst).map_err(|f| (Some(i), f))?;
+        }
+        Ok(())
+    }
+
+    /// Drop the entry at `i` (it faults on replay).
+    pub(crate) fn remove(&mut self, i: usize) {
+        let l = self.entries.remove(i);
+        self.bytes -= l.entry.size();
+    }
+}
