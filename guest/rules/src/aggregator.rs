@@ -169,22 +169,14 @@ impl Aggregator {
                         to_minute: below.max(minute),
                     });
                 }
-                let applied = match book.minutes.get_mut(minute) {
-                    Some(m) => m.add_trade(t.price, t.size, t.trade_id),
-                    None => {
-                        book.minutes
-                            .put(minute, Minute::from_trade(t.price, t.size, t.trade_id));
-                        Applied::Counted
-                    }
-                };
-                match applied {
+                match book.add_trade(minute, t.price, t.size, t.trade_id) {
                     Applied::Counted => dirty.push(minute),
                     Applied::Ignored => out.ignored += 1,
                 }
             }
             dirty.sort_unstable();
             dirty.dedup();
-            book.recompute(&dirty, |g, s, o| out.updates.push(clock.candle(product, g, s, o)));
+            book.touched(&dirty, |g, s, o| out.updates.push(clock.candle(product, g, s, o)));
         }
         out
     }
@@ -221,6 +213,8 @@ impl Aggregator {
                     volume: c.volume,
                     trades: c.trades,
                     last_trade_id: c.last_trade_id,
+                    first_minute: c.start,
+                    last_minute: c.start,
                 };
                 book.minutes.put(c.start, Minute::authoritative(ohlcv, c.last_trade_id));
                 if let (CandleSource::Restore, Some(w)) = (source, c.last_trade_id) {
@@ -229,11 +223,10 @@ impl Aggregator {
                 dirty.push(c.start);
             }
             dirty.dedup();
-            book.recompute(&dirty, |g, s, o| {
-                if source == CandleSource::Repair {
-                    out.updates.push(clock.candle(product, g, s, o));
-                }
-            });
+            book.recompute(&dirty);
+            if source == CandleSource::Repair {
+                book.touched(&dirty, |g, s, o| out.updates.push(clock.candle(product, g, s, o)));
+            }
         }
         Ok(out)
     }
@@ -330,6 +323,8 @@ impl Aggregator {
                             volume: m.volume,
                             trades: m.trades,
                             last_trade_id: last,
+                            first_minute: m.start,
+                            last_minute: m.start,
                         },
                         open_id: m.open_id,
                         close_id: m.close_id,

@@ -3,11 +3,12 @@
 //! Minutes are the facts; each rollup level is derived from the level below it
 //! (5m from 1m, 15m from 5m, ... 1d from 6h, every width a multiple of the one
 //! below), so correcting any minute recomputes exactly the buckets that hold it
-//! with a handful of merges, and nothing is ever added twice.
+//! with a handful of merges, and nothing is ever added twice. A trade, which can
+//! only extend a minute, updates each rollup in place instead (same result, O(1)).
 
-use spot_wire::Granularity;
+use spot_wire::{Fixed, Granularity};
 
-use crate::bucket::{Minute, Ohlcv};
+use crate::bucket::{Applied, Minute, Ohlcv};
 use crate::series::Series;
 use crate::trade_ids::TradeIds;
 
@@ -56,14 +57,58 @@ impl Book {
         }
     }
 
-    /// Recompute every rollup holding one of `dirty` minutes (sorted, deduplicated),
-    /// and report each changed bucket, minutes first, to `emit`.
-    pub fn recompute(&mut self, dirty: &[i64], mut emit: impl FnMut(Granularity, i64, &Ohlcv)) {
+    /// Count one trade (not counted before) of the minute starting at `minute`,
+    /// in the minute and in every rollup holding it.
+    pub fn add_trade(&mut self, minute: i64, price: Fixed, size: Fixed, id: u64) -> Applied {
+        let m = match self.minutes.get_mut(minute) {
+            Some(m) => {
+                if m.add_trade(price, size, id) == Applied::Ignored {
+                    return Applied::Ignored;
+                }
+                *m
+            }
+            None => {
+                let m = Minute::from_trade(minute, price, size, id);
+                self.minutes.put(minute, m);
+                m
+            }
+        };
+        for (level, g) in Granularity::ALL[1..].iter().enumerate() {
+            let start = g.bucket_start(minute);
+            match self.rollups[level].get_mut(start) {
+                Some(r) => r.extend(minute, &m, price, size, id),
+                // No rollup yet: this is the first minute in it, and holds one trade.
+                None => self.rollups[level].put(start, m.ohlcv),
+            }
+        }
+        Applied::Counted
+    }
+
+    /// Report the current value of every bucket holding one of `dirty` minutes
+    /// (sorted, deduplicated), minutes first, each bucket once.
+    pub fn touched(&self, dirty: &[i64], mut emit: impl FnMut(Granularity, i64, &Ohlcv)) {
         for &start in dirty {
             if let Some(m) = self.minutes.get(start) {
                 emit(Granularity::OneMinute, start, &m.ohlcv);
             }
         }
+        for (level, g) in Granularity::ALL[1..].iter().enumerate() {
+            let mut last = None;
+            for &minute in dirty {
+                let start = g.bucket_start(minute);
+                if last != Some(start) {
+                    last = Some(start);
+                    if let Some(o) = self.rollups[level].get(start) {
+                        emit(*g, start, o);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Recompute every rollup holding one of `dirty` minutes (sorted, deduplicated),
+    /// after minutes were replaced.
+    pub fn recompute(&mut self, dirty: &[i64]) {
         let mut starts: Vec<i64> = dirty.to_vec();
         for g in &Granularity::ALL[1..] {
             let level = g.index();
@@ -73,10 +118,7 @@ impl Book {
             starts.dedup();
             for &start in &starts {
                 match self.merge_level(level - 1, start, start + g.seconds()) {
-                    Some(o) => {
-                        self.rollups[level - 1].put(start, o);
-                        emit(*g, start, &o);
-                    }
+                    Some(o) => self.rollups[level - 1].put(start, o),
                     None => self.rollups[level - 1].remove(start),
                 }
             }

@@ -13,11 +13,14 @@ pub struct Ohlcv {
     pub trades: u32,
     /// Highest trade id counted in the bucket, when known.
     pub last_trade_id: Option<u64>,
+    /// Start of the first and last minute with trades (they give open and close).
+    pub first_minute: i64,
+    pub last_minute: i64,
 }
 
 impl Ohlcv {
-    /// A bucket holding one trade.
-    pub fn from_trade(price: Fixed, size: Fixed, id: u64) -> Self {
+    /// A bucket holding one trade of the minute starting at `minute`.
+    pub fn from_trade(minute: i64, price: Fixed, size: Fixed, id: u64) -> Self {
         Ohlcv {
             open: price,
             high: price,
@@ -26,6 +29,27 @@ impl Ohlcv {
             volume: size,
             trades: 1,
             last_trade_id: Some(id),
+            first_minute: minute,
+            last_minute: minute,
+        }
+    }
+
+    /// Count one more trade of the minute `m` (starting at `minute`) in this
+    /// rollup, given the minute as it is after the trade. Equal to recomputing
+    /// the rollup from its minutes, in O(1).
+    pub fn extend(&mut self, minute: i64, m: &Minute, price: Fixed, size: Fixed, id: u64) {
+        self.high = self.high.max(price);
+        self.low = self.low.min(price);
+        self.volume = self.volume.saturating_add(size);
+        self.trades = self.trades.saturating_add(1);
+        self.last_trade_id = self.last_trade_id.max(Some(id));
+        if minute < self.first_minute || (minute == self.first_minute && m.open_id == id) {
+            self.first_minute = minute;
+            self.open = m.ohlcv.open;
+        }
+        if minute > self.last_minute || (minute == self.last_minute && m.close_id == id) {
+            self.last_minute = minute;
+            self.close = m.ohlcv.close;
         }
     }
 
@@ -40,6 +64,7 @@ impl Ohlcv {
             acc.volume = acc.volume.saturating_add(p.volume);
             acc.trades = acc.trades.saturating_add(p.trades);
             acc.last_trade_id = acc.last_trade_id.max(p.last_trade_id);
+            acc.last_minute = p.last_minute;
         }
         Some(acc)
     }
@@ -67,10 +92,10 @@ pub enum Applied {
 }
 
 impl Minute {
-    /// A minute holding one trade.
-    pub fn from_trade(price: Fixed, size: Fixed, id: u64) -> Self {
+    /// A minute (starting at `start`) holding one trade.
+    pub fn from_trade(start: i64, price: Fixed, size: Fixed, id: u64) -> Self {
         Minute {
-            ohlcv: Ohlcv::from_trade(price, size, id),
+            ohlcv: Ohlcv::from_trade(start, price, size, id),
             open_id: id,
             close_id: id,
             floor_id: 0,
@@ -140,7 +165,7 @@ mod tests {
 
     #[test]
     fn open_and_close_follow_trade_ids_not_arrival() {
-        let mut m = Minute::from_trade(f("10"), f("1"), 5);
+        let mut m = Minute::from_trade(0, f("10"), f("1"), 5);
         assert_eq!(m.add_trade(f("12"), f("0.5"), 7), Applied::Counted);
         assert_eq!(m.add_trade(f("9"), f("0.25"), 4), Applied::Counted);
         assert_eq!(m.ohlcv.open, f("9"));
@@ -154,7 +179,7 @@ mod tests {
 
     #[test]
     fn authoritative_minutes_ignore_what_they_already_hold() {
-        let base = Ohlcv::from_trade(f("10"), f("2"), 0);
+        let base = Ohlcv::from_trade(0, f("10"), f("2"), 0);
         let mut sealed = Minute::authoritative(base, None);
         assert_eq!(sealed.add_trade(f("99"), f("1"), 100), Applied::Ignored);
         let mut through = Minute::authoritative(base, Some(50));
@@ -167,12 +192,12 @@ mod tests {
 
     #[test]
     fn merge_takes_first_open_last_close_and_sums() {
-        let a = Ohlcv::from_trade(f("10"), f("1"), 1);
+        let a = Ohlcv::from_trade(0, f("10"), f("1"), 1);
         let b = Ohlcv {
             high: f("15"),
             low: f("8"),
             close: f("9"),
-            ..Ohlcv::from_trade(f("11"), f("2"), 3)
+            ..Ohlcv::from_trade(60, f("11"), f("2"), 3)
         };
         let m = Ohlcv::merge([a, b].iter()).unwrap();
         assert_eq!(

@@ -61,8 +61,6 @@ pub(crate) struct Journal {
 pub(crate) struct Snapshot {
     pub checkpoint: Arc<Vec<u8>>,
     pub entries: Vec<Logged>,
-    /// Sequence number of the last entry included (0: none).
-    pub through: u64,
 }
 
 impl Snapshot {
@@ -124,14 +122,18 @@ impl Journal {
         Snapshot {
             checkpoint: self.checkpoint.clone(),
             entries: self.entries.clone(),
-            through: self.next_seq - 1,
         }
     }
 
-    /// Entries applied after `seq`, in order.
-    pub(crate) fn after(&self, seq: u64) -> impl Iterator<Item = &Entry> {
+    /// Entries applied after `seq`, in order (cheap to clone: shared).
+    pub(crate) fn after(&self, seq: u64) -> &[Logged] {
         let from = self.entries.partition_point(|l| l.seq <= seq);
-        self.entries[from..].iter().map(|l| &*l.entry)
+        &self.entries[from..]
+    }
+
+    /// Sequence number of the last entry pushed (0: none yet).
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.next_seq - 1
     }
 
     /// Replay into `inst`; on a fault, returns the index of the failing entry.

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use spot_wire::{Candle, Outcome, Trade, encode_all};
 use tokio::sync::{mpsc, oneshot};
@@ -77,7 +77,17 @@ pub(crate) struct Runtime {
 struct PendingSwap {
     component: Arc<LoadedComponent>,
     done: oneshot::Sender<Result<SwapReport, EngineError>>,
+    /// Catch-up rounds run so far, and the time they took off-thread.
+    rounds: u32,
+    prepare: Duration,
 }
+
+/// A swap's builder catches up again while more than this many inputs arrived
+/// during its last round...
+const CATCH_UP_TAIL: usize = 4;
+/// ...at most this many times (under a saturating feed it would not converge);
+/// then the engine replays the rest itself.
+const CATCH_UP_ROUNDS: u32 = 4;
 
 impl Runtime {
     /// A runtime with a first instance of `component`, configured and checkpointed.
@@ -411,37 +421,62 @@ impl Runtime {
             return;
         }
         let snapshot: Snapshot = self.journal.snapshot();
-        let (sandbox, settings, commands) = (self.sandbox.clone(), self.settings, self.commands.clone());
-        let target = component.clone();
-        let spawned = std::thread::Builder::new().name("spot-swap".into()).spawn(move || {
-            let started = Instant::now();
-            let result = Instance::new(&sandbox, &target).and_then(|mut inst| {
-                inst.configure(settings)?;
-                snapshot.replay_into(&mut inst)?;
-                Ok(inst)
-            });
-            if let Some(tx) = commands.upgrade() {
-                let _ = tx.blocking_send(Command::SwapReady {
-                    result,
-                    through: snapshot.through,
-                    prepare: started.elapsed(),
-                });
+        let (sandbox, settings, target) = (self.sandbox.clone(), self.settings, component.clone());
+        let build = move || {
+            let mut inst = Instance::new(&sandbox, &target)?;
+            inst.configure(settings)?;
+            snapshot.replay_into(&mut inst)?;
+            Ok(inst)
+        };
+        let through = self.journal.last_seq();
+        match self.spawn_builder(through, build) {
+            Ok(()) => {
+                self.swapping = Some(PendingSwap {
+                    component,
+                    done,
+                    rounds: 0,
+                    prepare: Duration::ZERO,
+                })
             }
-        });
-        match spawned {
-            Ok(_) => self.swapping = Some(PendingSwap { component, done }),
             Err(e) => {
-                let _ = done.send(Err(EngineError::Busy(format!("cannot start the swap builder: {e}"))));
+                let _ = done.send(Err(e));
             }
         }
     }
 
-    /// Finish a swap between two inputs: replay what arrived while the new
-    /// instance was built, then switch. Only that replay pauses the engine.
-    fn finish_swap(&mut self, result: Result<Instance, Fault>, through: u64, prepare: std::time::Duration) {
-        let Some(PendingSwap { component, done }) = self.swapping.take() else {
+    /// Run `build` on a builder thread; it reports back with `SwapReady`.
+    fn spawn_builder(
+        &self,
+        through: u64,
+        build: impl FnOnce() -> Result<Instance, Fault> + Send + 'static,
+    ) -> Result<(), EngineError> {
+        let commands = self.commands.clone();
+        std::thread::Builder::new()
+            .name("spot-swap".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let result = build();
+                if let Some(tx) = commands.upgrade() {
+                    let _ = tx.blocking_send(Command::SwapReady {
+                        result,
+                        through,
+                        prepare: started.elapsed(),
+                    });
+                }
+            })
+            .map(|_| ())
+            .map_err(|e| EngineError::Busy(format!("cannot start the swap builder: {e}")))
+    }
+
+    /// The builder is done with a round. If many inputs arrived meanwhile, send
+    /// it back to catch up on them; otherwise replay the few left here, between
+    /// two inputs, and switch. Only that last replay pauses the engine.
+    fn finish_swap(&mut self, result: Result<Instance, Fault>, through: u64, prepare: Duration) {
+        let Some(mut pending) = self.swapping.take() else {
             return;
         };
+        pending.prepare += prepare;
+        let component = pending.component.clone();
         let refuse = |fault: Fault| EngineError::Fault {
             component: component.to_string(),
             fault,
@@ -450,15 +485,33 @@ impl Runtime {
             Ok(inst) => inst,
             Err(f) => {
                 tracing::warn!(component = %component, fault = %f, "swap refused: the new component cannot take the state");
-                let _ = done.send(Err(refuse(f)));
+                let _ = pending.done.send(Err(refuse(f)));
                 return;
             }
         };
+        let tail = self.journal.after(through);
+        if tail.len() > CATCH_UP_TAIL && pending.rounds < CATCH_UP_ROUNDS {
+            pending.rounds += 1;
+            let tail = tail.to_vec();
+            let build = move || {
+                for l in &tail {
+                    l.entry.apply(&mut fresh)?;
+                }
+                Ok(fresh)
+            };
+            match self.spawn_builder(self.journal.last_seq(), build) {
+                Ok(()) => self.swapping = Some(pending),
+                Err(e) => {
+                    let _ = pending.done.send(Err(e));
+                }
+            }
+            return;
+        }
         let started = Instant::now();
-        for entry in self.journal.after(through) {
-            if let Err(f) = entry.apply(&mut fresh) {
+        for l in tail {
+            if let Err(f) = l.entry.apply(&mut fresh) {
                 tracing::warn!(component = %component, fault = %f, "swap refused: the new component failed an input");
-                let _ = done.send(Err(refuse(f)));
+                let _ = pending.done.send(Err(refuse(f)));
                 return;
             }
         }
@@ -469,13 +522,14 @@ impl Runtime {
         self.stats.swaps.fetch_add(1, Relaxed);
         self.stats.last_swap_pause_us.store(pause.as_micros() as u64, Relaxed);
         tracing::info!(from = %old, to = %self.active, pause_us = pause.as_micros() as u64,
-            prepare_ms = prepare.as_secs_f64() * 1e3, "component swapped");
-        let _ = done.send(Ok(SwapReport {
+            prepare_ms = pending.prepare.as_secs_f64() * 1e3, rounds = pending.rounds + 1, "component swapped");
+        let report = SwapReport {
             from: old.to_string(),
             to: self.active.to_string(),
             pause,
-            prepare,
-        }));
+            prepare: pending.prepare,
+        };
+        let _ = pending.done.send(Ok(report));
         // Freeing a large store takes time: not on the engine thread.
         if let Some(old_instance) = old_instance {
             let _ = std::thread::Builder::new()
