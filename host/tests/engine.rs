@@ -266,3 +266,38 @@ async fn compiled_components_are_cached_by_content_and_engine() {
     assert!(!third.from_cache);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swaps_during_a_continuous_feed_lose_and_double_nothing() {
+    let loader = loader();
+    let a = load(&loader, "spot_guest");
+    let b = load(&loader, "spot_test_misbehave");
+    // Checkpoints stay rare so builders replay long journals and catch up in rounds.
+    let engine = start(&loader, a.clone(), config());
+    let h = engine.handle();
+    let names = product_names(6);
+    h.register_products(&names).await.unwrap();
+    let trades = market(6, 20_000, 99);
+    let feeder = {
+        let h = h.clone();
+        let trades = trades.clone();
+        tokio::spawn(async move {
+            for chunk in trades.chunks(10) {
+                h.trades(chunk.to_vec()).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut swaps = 0;
+    while !feeder.is_finished() {
+        let next = if swaps % 2 == 0 { b.clone() } else { a.clone() };
+        h.swap(next).await.unwrap();
+        swaps += 1;
+    }
+    feeder.await.unwrap();
+    h.barrier().await.unwrap();
+    assert!(swaps >= 2, "the feed outlasted {swaps} swaps");
+    assert_eq!(h.status().await.unwrap().stats.swaps, swaps);
+    assert_eq!(engine_state(&h).await, reference(&names, &trades, &config()).export());
+    engine.shutdown().await;
+}
