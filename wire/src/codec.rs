@@ -49,6 +49,12 @@ impl Writer {
     pub fn into_bytes(self) -> Vec<u8> {
         self.buf
     }
+    /// Append `n` zero bytes and return them for writing.
+    pub fn grow(&mut self, n: usize) -> &mut [u8] {
+        let at = self.buf.len();
+        self.buf.resize(at + n, 0);
+        &mut self.buf[at..]
+    }
     /// Overwrite a u32 written earlier (for counts known only at the end).
     pub fn patch_u32(&mut self, at: usize, v: u32) {
         self.buf[at..at + 4].copy_from_slice(&v.to_le_bytes());
@@ -146,4 +152,34 @@ impl<'a> Reader<'a> {
         let n = self.u32()? as usize;
         self.take(n)
     }
+}
+
+/// Copy `v` into `out` at byte offset `at` (within a record of known size).
+#[inline(always)]
+pub(crate) fn put(out: &mut [u8], at: usize, v: &[u8]) {
+    out[at..at + v.len()].copy_from_slice(v);
+}
+
+#[inline(always)]
+fn array<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    let mut a = [0u8; N];
+    a.copy_from_slice(&b[at..at + N]);
+    a
+}
+
+#[inline(always)]
+pub(crate) fn get_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(array(b, at))
+}
+#[inline(always)]
+pub(crate) fn get_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(array(b, at))
+}
+#[inline(always)]
+pub(crate) fn get_i64(b: &[u8], at: usize) -> i64 {
+    i64::from_le_bytes(array(b, at))
+}
+#[inline(always)]
+pub(crate) fn get_i128(b: &[u8], at: usize) -> i128 {
+    i128::from_le_bytes(array(b, at))
 }

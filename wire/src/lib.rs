@@ -20,27 +20,22 @@ pub use records::{CANDLE_SIZE, Candle, GAP_SIZE, Gap, Side, TRADE_SIZE, Trade};
 
 /// Encode a slice of records back to back.
 pub fn encode_all<T: records::Packed>(items: &[T]) -> Vec<u8> {
-    let mut w = Writer::with_capacity(items.len() * T::SIZE);
-    for item in items {
-        item.write(&mut w);
+    let mut buf = vec![0u8; items.len() * T::SIZE];
+    for (item, out) in items.iter().zip(buf.chunks_exact_mut(T::SIZE)) {
+        item.put(out);
     }
-    w.into_bytes()
+    buf
 }
 
 /// Decode a byte slice that holds records back to back.
 pub fn decode_all<T: records::Packed>(bytes: &[u8]) -> Result<Vec<T>, WireError> {
-    if bytes.len() % T::SIZE != 0 {
+    if !bytes.len().is_multiple_of(T::SIZE) {
         return Err(WireError::Length {
             len: bytes.len(),
             record: T::SIZE,
         });
     }
-    let mut r = Reader::new(bytes);
-    let mut out = Vec::with_capacity(bytes.len() / T::SIZE);
-    while !r.is_empty() {
-        out.push(T::read(&mut r)?);
-    }
-    Ok(out)
+    bytes.chunks_exact(T::SIZE).map(T::get).collect()
 }
 
 pub use records::Packed;

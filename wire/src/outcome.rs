@@ -60,14 +60,12 @@ impl Outcome {
                 record: Candle::SIZE,
             });
         }
-        let mut updates = Vec::with_capacity(n_updates);
-        for _ in 0..n_updates {
-            updates.push(Candle::read(&mut r)?);
-        }
-        let mut gaps = Vec::with_capacity(n_gaps);
-        for _ in 0..n_gaps {
-            gaps.push(Gap::read(&mut r)?);
-        }
+        let (updates, gaps) = r.take(need)?.split_at(n_updates * Candle::SIZE);
+        let updates = updates
+            .chunks_exact(Candle::SIZE)
+            .map(Candle::get)
+            .collect::<Result<_, _>>()?;
+        let gaps = gaps.chunks_exact(Gap::SIZE).map(Gap::get).collect::<Result<_, _>>()?;
         Ok(Outcome {
             updates,
             gaps,

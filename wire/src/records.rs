@@ -1,16 +1,28 @@
 //! The fixed-size records of the packed batches: trades, candles, gaps.
 
-use crate::codec::{Reader, WireError, Writer};
+use crate::codec::{Reader, WireError, Writer, get_i64, get_i128, get_u32, get_u64, put};
 use crate::{Fixed, Granularity};
 
 /// A fixed-size record with a packed layout.
+///
+/// `put` and `get` work on a slice of exactly `SIZE` bytes at fixed offsets:
+/// batches are encoded and decoded with `chunks_exact`, one bounds check per
+/// record rather than per field.
 pub trait Packed: Sized {
     /// Bytes per record.
     const SIZE: usize;
+    /// Write the record into `out` (`out.len() == SIZE`).
+    fn put(&self, out: &mut [u8]);
+    /// Read a record from `b` (`b.len() == SIZE`).
+    fn get(b: &[u8]) -> Result<Self, WireError>;
     /// Append the record.
-    fn write(&self, w: &mut Writer);
+    fn write(&self, w: &mut Writer) {
+        self.put(w.grow(Self::SIZE));
+    }
     /// Read one record.
-    fn read(r: &mut Reader<'_>) -> Result<Self, WireError>;
+    fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Self::get(r.take(Self::SIZE)?)
+    }
 }
 
 /// Bytes per packed trade.
@@ -45,30 +57,28 @@ pub struct Trade {
 
 impl Packed for Trade {
     const SIZE: usize = TRADE_SIZE;
-    fn write(&self, w: &mut Writer) {
-        w.u32(self.product);
-        w.u8(self.side as u8);
-        w.zeros(3);
-        w.u64(self.trade_id);
-        w.i64(self.time_ms);
-        w.i128(self.price.units());
-        w.i128(self.size.units());
+    fn put(&self, out: &mut [u8]) {
+        put(out, 0, &self.product.to_le_bytes());
+        out[4] = self.side as u8;
+        out[5..8].fill(0);
+        put(out, 8, &self.trade_id.to_le_bytes());
+        put(out, 16, &self.time_ms.to_le_bytes());
+        put(out, 24, &self.price.units().to_le_bytes());
+        put(out, 40, &self.size.units().to_le_bytes());
     }
-    fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let product = r.u32()?;
-        let side = match r.u8()? {
+    fn get(b: &[u8]) -> Result<Self, WireError> {
+        let side = match b[4] {
             1 => Side::Buy,
             2 => Side::Sell,
             _ => Side::Unknown,
         };
-        r.skip(3)?;
         Ok(Trade {
-            product,
+            product: get_u32(b, 0),
             side,
-            trade_id: r.u64()?,
-            time_ms: r.i64()?,
-            price: Fixed::from_units(r.i128()?),
-            size: Fixed::from_units(r.i128()?),
+            trade_id: get_u64(b, 8),
+            time_ms: get_i64(b, 16),
+            price: Fixed::from_units(get_i128(b, 24)),
+            size: Fixed::from_units(get_i128(b, 40)),
         })
     }
 }
@@ -112,7 +122,7 @@ impl Candle {
 
 impl Packed for Candle {
     const SIZE: usize = CANDLE_SIZE;
-    fn write(&self, w: &mut Writer) {
+    fn put(&self, out: &mut [u8]) {
         let mut flags = 0;
         if self.complete {
             flags |= FLAG_COMPLETE;
@@ -123,46 +133,39 @@ impl Packed for Candle {
         if self.authoritative {
             flags |= FLAG_AUTHORITATIVE;
         }
-        w.u32(self.product);
-        w.u8(self.granularity as u8);
-        w.u8(flags);
-        w.zeros(2);
-        w.i64(self.start);
-        for v in [self.open, self.high, self.low, self.close, self.volume] {
-            w.i128(v.units());
+        put(out, 0, &self.product.to_le_bytes());
+        out[4] = self.granularity as u8;
+        out[5] = flags;
+        out[6..8].fill(0);
+        put(out, 8, &self.start.to_le_bytes());
+        for (i, v) in [self.open, self.high, self.low, self.close, self.volume]
+            .into_iter()
+            .enumerate()
+        {
+            put(out, 16 + 16 * i, &v.units().to_le_bytes());
         }
-        w.u64(self.last_trade_id.unwrap_or(0));
-        w.u32(self.trades);
-        w.zeros(4);
+        put(out, 96, &self.last_trade_id.unwrap_or(0).to_le_bytes());
+        put(out, 104, &self.trades.to_le_bytes());
+        out[108..112].fill(0);
     }
-    fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let product = r.u32()?;
-        let g = r.u8()?;
-        let granularity = Granularity::from_index(g).ok_or(WireError::Invalid {
+    fn get(b: &[u8]) -> Result<Self, WireError> {
+        let granularity = Granularity::from_index(b[4]).ok_or(WireError::Invalid {
             field: "granularity",
-            value: g as i128,
+            value: b[4] as i128,
         })?;
-        let flags = r.u8()?;
-        r.skip(2)?;
-        let start = r.i64()?;
-        let mut v = [Fixed::ZERO; 5];
-        for x in v.iter_mut() {
-            *x = Fixed::from_units(r.i128()?);
-        }
-        let last = r.u64()?;
-        let trades = r.u32()?;
-        r.skip(4)?;
+        let flags = b[5];
+        let v = |i: usize| Fixed::from_units(get_i128(b, 16 + 16 * i));
         Ok(Candle {
-            product,
+            product: get_u32(b, 0),
             granularity,
-            start,
-            open: v[0],
-            high: v[1],
-            low: v[2],
-            close: v[3],
-            volume: v[4],
-            last_trade_id: (flags & FLAG_HAS_LAST_TRADE_ID != 0).then_some(last),
-            trades,
+            start: get_i64(b, 8),
+            open: v(0),
+            high: v(1),
+            low: v(2),
+            close: v(3),
+            volume: v(4),
+            last_trade_id: (flags & FLAG_HAS_LAST_TRADE_ID != 0).then_some(get_u64(b, 96)),
+            trades: get_u32(b, 104),
             complete: flags & FLAG_COMPLETE != 0,
             authoritative: flags & FLAG_AUTHORITATIVE != 0,
         })
@@ -182,23 +185,21 @@ pub struct Gap {
 
 impl Packed for Gap {
     const SIZE: usize = GAP_SIZE;
-    fn write(&self, w: &mut Writer) {
-        w.u32(self.product);
-        w.zeros(4);
-        w.u64(self.first_missing);
-        w.u64(self.last_missing);
-        w.i64(self.from_minute);
-        w.i64(self.to_minute);
+    fn put(&self, out: &mut [u8]) {
+        put(out, 0, &self.product.to_le_bytes());
+        out[4..8].fill(0);
+        put(out, 8, &self.first_missing.to_le_bytes());
+        put(out, 16, &self.last_missing.to_le_bytes());
+        put(out, 24, &self.from_minute.to_le_bytes());
+        put(out, 32, &self.to_minute.to_le_bytes());
     }
-    fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let product = r.u32()?;
-        r.skip(4)?;
+    fn get(b: &[u8]) -> Result<Self, WireError> {
         Ok(Gap {
-            product,
-            first_missing: r.u64()?,
-            last_missing: r.u64()?,
-            from_minute: r.i64()?,
-            to_minute: r.i64()?,
+            product: get_u32(b, 0),
+            first_missing: get_u64(b, 8),
+            last_missing: get_u64(b, 16),
+            from_minute: get_i64(b, 24),
+            to_minute: get_i64(b, 32),
         })
     }
 }

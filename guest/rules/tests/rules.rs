@@ -47,8 +47,11 @@ fn market() -> impl Strategy<Value = Vec<Trade>> {
     })
 }
 
+/// (product, granularity index, start) -> (open, high, low, close, volume, trades).
+type Buckets = BTreeMap<(u32, u8, i64), (Fixed, Fixed, Fixed, Fixed, Fixed, u32)>;
+
 /// Direct aggregation of a set of distinct trades into one bucket per (product, g, start).
-fn direct(trades: &[Trade]) -> BTreeMap<(u32, u8, i64), (Fixed, Fixed, Fixed, Fixed, Fixed, u32)> {
+fn direct(trades: &[Trade]) -> Buckets {
     let mut by_bucket: BTreeMap<(u32, u8, i64), Vec<Trade>> = BTreeMap::new();
     for t in trades {
         for g in Granularity::ALL {

@@ -148,10 +148,10 @@ impl Loader {
             }
         }
         let component = Component::new(engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-        if let Some(path) = &cached {
-            if let Err(e) = write_atomically(path, &component) {
-                tracing::warn!(path = %path.display(), error = %e, "could not cache compiled component");
-            }
+        if let Some(path) = &cached
+            && let Err(e) = write_atomically(path, &component)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not cache compiled component");
         }
         Ok((component, false))
     }

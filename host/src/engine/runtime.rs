@@ -47,7 +47,7 @@ pub(crate) enum Command {
     Barrier(oneshot::Sender<()>),
     /// A swap's new instance, built off the engine thread from a journal snapshot.
     SwapReady {
-        result: Result<Instance, Fault>,
+        result: Result<Box<Instance>, Fault>,
         through: u64,
         prepare: std::time::Duration,
     },
@@ -458,7 +458,7 @@ impl Runtime {
                 let result = build();
                 if let Some(tx) = commands.upgrade() {
                     let _ = tx.blocking_send(Command::SwapReady {
-                        result,
+                        result: result.map(Box::new),
                         through,
                         prepare: started.elapsed(),
                     });
@@ -471,7 +471,7 @@ impl Runtime {
     /// The builder is done with a round. If many inputs arrived meanwhile, send
     /// it back to catch up on them; otherwise replay the few left here, between
     /// two inputs, and switch. Only that last replay pauses the engine.
-    fn finish_swap(&mut self, result: Result<Instance, Fault>, through: u64, prepare: Duration) {
+    fn finish_swap(&mut self, result: Result<Box<Instance>, Fault>, through: u64, prepare: Duration) {
         let Some(mut pending) = self.swapping.take() else {
             return;
         };
@@ -482,7 +482,7 @@ impl Runtime {
             fault,
         };
         let mut fresh = match result {
-            Ok(inst) => inst,
+            Ok(inst) => *inst,
             Err(f) => {
                 tracing::warn!(component = %component, fault = %f, "swap refused: the new component cannot take the state");
                 let _ = pending.done.send(Err(refuse(f)));
