@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use spot_host::engine::instance::Instance;
-use spot_host::engine::{CandleSource, Engine, EngineConfig, Limits, LoadedComponent, Loader, Sandbox};
+use spot_host::engine::{CandleSource, Engine, EngineConfig, Limits, LoadedComponent, Loader, Product, Sandbox};
 use spot_rules::Aggregator;
 use spot_wire::{Candle, Fixed, Granularity, Side, Trade, encode_all};
 
@@ -61,8 +61,7 @@ fn rounds() -> usize {
 
 fn fresh(sandbox: &Sandbox, loaded: &LoadedComponent) -> Instance {
     let mut inst = Instance::new(sandbox, loaded).expect("instance");
-    inst.configure(spot_host::engine::instance::default_settings())
-        .expect("configure");
+    inst.configure(EngineConfig::default().settings()).expect("configure");
     inst
 }
 
@@ -115,7 +114,10 @@ fn bench_render(sandbox: &Sandbox, loaded: &LoadedComponent) {
     let mut inst = fresh(sandbox, loaded);
     inst.define_products(
         &(0..100)
-            .map(|i| spot_host::engine::instance::product(i, &format!("P{i}-USD")))
+            .map(|id| Product {
+                id,
+                name: format!("P{id}-USD"),
+            })
             .collect::<Vec<_>>(),
     )
     .expect("define");

@@ -9,6 +9,9 @@ use crate::book::Book;
 use crate::bucket::{Applied, Minute, Ohlcv};
 use crate::trade_ids::TradeIds;
 
+/// Replaced minutes of one product above which its rollups are rebuilt in one pass.
+const REBUILD_ABOVE: usize = 64;
+
 /// Rules set by the host (`configure`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
@@ -223,7 +226,12 @@ impl Aggregator {
                 dirty.push(c.start);
             }
             dirty.dedup();
-            book.recompute(&dirty);
+            if dirty.len() > REBUILD_ABOVE {
+                // A restore brings whole days: one linear pass beats a merge per bucket.
+                book.rebuild_rollups();
+            } else {
+                book.recompute(&dirty);
+            }
             if source == CandleSource::Repair {
                 book.touched(&dirty, |g, s, o| out.updates.push(clock.candle(product, g, s, o)));
             }

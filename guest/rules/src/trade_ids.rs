@@ -84,6 +84,11 @@ impl TradeIds {
         if self.top().is_none_or(|top| w >= top) {
             self.top_time_ms = time_ms;
         }
+        // A restore declares ever higher watermarks: extend the single range.
+        if let [(0, hi)] = self.ranges.as_mut_slice() {
+            *hi = (*hi).max(w);
+            return;
+        }
         self.insert_range(0, w);
     }
 

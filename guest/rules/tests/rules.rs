@@ -349,3 +349,42 @@ fn only_one_minute_candles_are_authoritative() {
     };
     assert_eq!(agg.apply_candles(&[bad], CandleSource::Repair).unwrap().ignored, 1);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn restoring_many_minutes_at_once_equals_restoring_them_in_small_batches(
+        minutes in proptest::collection::btree_map(0i64..1_440, (1i64..1_000, 0i64..1_000, 1u32..50), 1..300),
+        chunk in 1usize..10,
+    ) {
+        let candles: Vec<Candle> = minutes
+            .iter()
+            .map(|(&m, &(px, vol, n))| Candle {
+                product: 3,
+                granularity: Granularity::OneMinute,
+                start: T0 / 1000 + m * 60,
+                open: fx(px),
+                high: fx(px + 5),
+                low: fx(px),
+                close: fx(px + 1),
+                volume: fx(vol),
+                last_trade_id: Some(m as u64 * 100 + n as u64),
+                trades: n,
+                complete: false,
+                authoritative: true,
+            })
+            .collect();
+        let mut bulk = Aggregator::default();
+        bulk.apply_candles(&candles, CandleSource::Restore).unwrap();
+        let mut piecemeal = Aggregator::default();
+        for c in candles.chunks(chunk) {
+            piecemeal.apply_candles(c, CandleSource::Restore).unwrap();
+        }
+        prop_assert_eq!(bulk.candles(), piecemeal.candles());
+        // The day equals the direct aggregation of its minutes.
+        let day = bulk.candles().into_iter().find(|c| c.granularity == Granularity::OneDay).unwrap();
+        let vol = candles.iter().fold(Fixed::ZERO, |a, c| a.checked_add(c.volume).unwrap());
+        prop_assert_eq!((day.open, day.close, day.volume), (candles[0].open, candles[candles.len() - 1].close, vol));
+    }
+}

@@ -12,22 +12,6 @@ use super::error::Fault;
 use super::loader::LoadedComponent;
 use super::sandbox::{HostState, Sandbox};
 
-/// The settings the engine uses by default (5 s grace, 1 h retention).
-pub fn default_settings() -> Settings {
-    Settings {
-        grace_ms: 5_000,
-        retention_ms: 3_600_000,
-    }
-}
-
-/// A product record for `define-products`.
-pub fn product(id: u32, name: &str) -> Product {
-    Product {
-        id,
-        name: name.to_string(),
-    }
-}
-
 /// A live instance of a loaded component.
 pub struct Instance {
     store: Store<HostState>,

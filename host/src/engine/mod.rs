@@ -24,7 +24,7 @@ pub mod stats;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use bindings::CandleSource;
+pub use bindings::{CandleSource, Product, Settings};
 pub use error::{EngineError, Fault, LoadError};
 pub use loader::{CONTRACT_VERSION, LoadedComponent, Loader};
 pub use products::Products;
@@ -52,6 +52,16 @@ pub struct EngineConfig {
     pub checkpoint_bytes: usize,
     /// Tell the component the time this often (`None`: only when asked).
     pub clock: Option<Duration>,
+}
+
+impl EngineConfig {
+    /// The rules the component is configured with.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            grace_ms: self.grace.as_millis().min(u32::MAX as u128) as u32,
+            retention_ms: self.retention.as_millis().min(u32::MAX as u128) as u32,
+        }
+    }
 }
 
 impl Default for EngineConfig {

@@ -99,10 +99,7 @@ impl Runtime {
         stats: Arc<Stats>,
         commands: mpsc::WeakSender<Command>,
     ) -> Result<Self, EngineError> {
-        let settings = Settings {
-            grace_ms: config.grace.as_millis().min(u32::MAX as u128) as u32,
-            retention_ms: config.retention.as_millis().min(u32::MAX as u128) as u32,
-        };
+        let settings = config.settings();
         let fault = |fault| EngineError::Fault {
             component: component.to_string(),
             fault,
