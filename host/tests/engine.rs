@@ -278,26 +278,25 @@ async fn swaps_during_a_continuous_feed_lose_and_double_nothing() {
     let names = product_names(6);
     h.register_products(&names).await.unwrap();
     let trades = market(6, 20_000, 99);
-    let feeder = {
-        let h = h.clone();
-        let trades = trades.clone();
-        tokio::spawn(async move {
-            for chunk in trades.chunks(10) {
-                h.trades(chunk.to_vec()).await.unwrap();
-                tokio::task::yield_now().await;
-            }
-        })
-    };
-    let mut swaps = 0;
-    while !feeder.is_finished() {
-        let next = if swaps % 2 == 0 { b.clone() } else { a.clone() };
-        h.swap(next).await.unwrap();
-        swaps += 1;
+    // Each round starts a swap and streams trades while it is prepared.
+    let rounds = 8;
+    let mut chunks = trades.chunks(10);
+    for round in 0..rounds {
+        let next = if round % 2 == 0 { b.clone() } else { a.clone() };
+        let swap = tokio::spawn({
+            let h = h.clone();
+            async move { h.swap(next).await }
+        });
+        for chunk in chunks.by_ref().take(trades.len() / 10 / rounds) {
+            h.trades(chunk.to_vec()).await.unwrap();
+        }
+        swap.await.unwrap().unwrap();
     }
-    feeder.await.unwrap();
+    for chunk in chunks {
+        h.trades(chunk.to_vec()).await.unwrap();
+    }
     h.barrier().await.unwrap();
-    assert!(swaps >= 2, "the feed outlasted {swaps} swaps");
-    assert_eq!(h.status().await.unwrap().stats.swaps, swaps);
+    assert_eq!(h.status().await.unwrap().stats.swaps, rounds as u64);
     assert_eq!(engine_state(&h).await, reference(&names, &trades, &config()).export());
     engine.shutdown().await;
 }
