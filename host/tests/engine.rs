@@ -300,3 +300,43 @@ async fn swaps_during_a_continuous_feed_lose_and_double_nothing() {
     assert_eq!(engine_state(&h).await, reference(&names, &trades, &config()).export());
     engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_restored_day_is_not_reported_again_as_newly_complete() {
+    let loader = loader();
+    // A real clock (first tick an hour away): the engine tells the time at start.
+    let cfg = EngineConfig {
+        clock: Some(std::time::Duration::from_secs(3600)),
+        ..config()
+    };
+    let engine = start(&loader, load(&loader, "spot_guest"), cfg);
+    let h = engine.handle();
+    let mut rx = h.subscribe(64).await.unwrap();
+    h.register_products(&["BTC-USD".to_string()]).await.unwrap();
+    let now = spot_host::engine::now_ms();
+    let first = Granularity::OneMinute.bucket_start(now / 1000) - 7_200;
+    let stored: Vec<spot_wire::Candle> = (0..60)
+        .map(|m| spot_wire::Candle {
+            product: 0,
+            granularity: Granularity::OneMinute,
+            start: first + m * 60,
+            open: Fixed::from_int(10),
+            high: Fixed::from_int(11),
+            low: Fixed::from_int(9),
+            close: Fixed::from_int(10),
+            volume: Fixed::from_int(1),
+            last_trade_id: Some(m as u64 + 1),
+            trades: 1,
+            complete: true,
+            authoritative: true,
+        })
+        .collect();
+    h.apply_candles(stored, CandleSource::Restore).await.unwrap();
+    h.advance(now + 1_000).await.unwrap();
+    h.barrier().await.unwrap();
+    let reported: usize = drain(&mut rx).iter().map(|o| o.updates.len()).sum();
+    assert_eq!(reported, 0, "restored buckets were reported again");
+    // They are there: the hour restored is in the state.
+    assert_eq!(engine_state(&h).await.products[0].minutes.len(), 60);
+    engine.shutdown().await;
+}

@@ -168,7 +168,8 @@ impl Engine {
         let clock = clock_every.map(|every| {
             let h = handle.clone();
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
+                // The runtime told the time at start; the next tick is one period on.
+                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;

@@ -106,6 +106,12 @@ impl Runtime {
         };
         let mut inst = Instance::new(&sandbox, &component).map_err(fault)?;
         inst.configure(settings).map_err(fault)?;
+        if config.clock.is_some() {
+            // Tell the time before any input: a component that has never been
+            // told it would report every bucket it holds (a whole restored day)
+            // as newly complete on its first `advance`.
+            inst.advance(super::now_ms()).map_err(fault)?;
+        }
         let checkpoint = inst.export_state().map_err(fault)?;
         let journal = Journal::new(checkpoint);
         Ok(Runtime {
