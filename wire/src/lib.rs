@@ -15,7 +15,7 @@ pub mod state;
 pub use codec::{Reader, WireError, Writer};
 pub use decimal::{DecimalError, Fixed};
 pub use granularity::Granularity;
-pub use outcome::Outcome;
+pub use outcome::{Outcome, OutcomeSink, OutcomeWriter};
 pub use records::{CANDLE_SIZE, Candle, GAP_SIZE, Gap, Side, TRADE_SIZE, Trade};
 
 /// Encode a slice of records back to back.

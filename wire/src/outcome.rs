@@ -19,6 +19,88 @@ pub struct Outcome {
     pub ignored: u32,
 }
 
+/// Where the results of a component call go: into an [`Outcome`], or straight
+/// into the packed bytes with an [`OutcomeWriter`] (no `Vec<Candle>` between).
+pub trait OutcomeSink {
+    /// The current value of a bucket the call changed or completed.
+    fn push_update(&mut self, c: &Candle);
+    /// A trade-id jump.
+    fn push_gap(&mut self, g: Gap);
+    /// A trade dropped as already counted.
+    fn count_duplicate(&mut self);
+    /// A trade or candle that could not count.
+    fn count_ignored(&mut self);
+}
+
+impl OutcomeSink for Outcome {
+    fn push_update(&mut self, c: &Candle) {
+        self.updates.push(*c);
+    }
+    fn push_gap(&mut self, g: Gap) {
+        self.gaps.push(g);
+    }
+    fn count_duplicate(&mut self) {
+        self.duplicates += 1;
+    }
+    fn count_ignored(&mut self) {
+        self.ignored += 1;
+    }
+}
+
+/// Builds a packed outcome as results arrive.
+pub struct OutcomeWriter {
+    w: Writer,
+    updates: u32,
+    gaps: Vec<Gap>,
+    duplicates: u32,
+    ignored: u32,
+}
+
+impl Default for OutcomeWriter {
+    fn default() -> Self {
+        let mut w = Writer::with_capacity(HEADER + 64 * Candle::SIZE);
+        w.bytes(MAGIC);
+        w.zeros(HEADER - MAGIC.len());
+        OutcomeWriter {
+            w,
+            updates: 0,
+            gaps: Vec::new(),
+            duplicates: 0,
+            ignored: 0,
+        }
+    }
+}
+
+impl OutcomeWriter {
+    /// The packed outcome (same bytes as [`Outcome::encode`] of the same results).
+    pub fn finish(mut self) -> Vec<u8> {
+        for g in &self.gaps {
+            g.write(&mut self.w);
+        }
+        self.w.patch_u32(4, self.updates);
+        self.w.patch_u32(8, self.gaps.len() as u32);
+        self.w.patch_u32(12, self.duplicates);
+        self.w.patch_u32(16, self.ignored);
+        self.w.into_bytes()
+    }
+}
+
+impl OutcomeSink for OutcomeWriter {
+    fn push_update(&mut self, c: &Candle) {
+        c.write(&mut self.w);
+        self.updates += 1;
+    }
+    fn push_gap(&mut self, g: Gap) {
+        self.gaps.push(g);
+    }
+    fn count_duplicate(&mut self) {
+        self.duplicates += 1;
+    }
+    fn count_ignored(&mut self) {
+        self.ignored += 1;
+    }
+}
+
 impl Outcome {
     /// Pack the outcome.
     pub fn encode(&self) -> Vec<u8> {
@@ -78,6 +160,43 @@ impl Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_writer_packs_what_encode_packs() {
+        use crate::Granularity;
+        let c = Candle {
+            product: 1,
+            granularity: Granularity::OneHour,
+            start: 3600,
+            open: crate::Fixed::from_int(1),
+            high: crate::Fixed::from_int(2),
+            low: crate::Fixed::from_int(1),
+            close: crate::Fixed::from_int(2),
+            volume: crate::Fixed::from_int(5),
+            last_trade_id: Some(9),
+            trades: 3,
+            complete: false,
+            authoritative: false,
+        };
+        let g = Gap {
+            product: 1,
+            first_missing: 4,
+            last_missing: 5,
+            from_minute: 0,
+            to_minute: 60,
+        };
+        let mut o = Outcome::default();
+        let mut w = OutcomeWriter::default();
+        for sink in [&mut o as &mut dyn OutcomeSink, &mut w] {
+            sink.push_update(&c);
+            sink.push_gap(g);
+            sink.push_update(&c);
+            sink.count_duplicate();
+            sink.count_ignored();
+            sink.count_ignored();
+        }
+        assert_eq!(w.finish(), o.encode());
+    }
 
     #[test]
     fn empty_and_lying_outcomes() {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use spot_wire::state::{MinuteState, ProductState, State};
-use spot_wire::{Candle, Gap, Granularity, Outcome, Trade};
+use spot_wire::{Candle, Gap, Granularity, Outcome, OutcomeSink, Trade};
 
 use crate::book::Book;
 use crate::bucket::{Applied, Minute, Ohlcv};
@@ -140,11 +140,17 @@ impl Aggregator {
 
     /// Count a batch of trades. Any order and any duplication of the same trades
     /// ends in the same candles; each changed bucket is reported once.
-    pub fn ingest(&mut self, mut trades: Vec<Trade>) -> Outcome {
+    pub fn ingest(&mut self, trades: Vec<Trade>) -> Outcome {
+        let mut out = Outcome::default();
+        self.ingest_into(trades, &mut out);
+        out
+    }
+
+    /// [`Aggregator::ingest`], with the results going to `out`.
+    pub fn ingest_into(&mut self, mut trades: Vec<Trade>, out: &mut impl OutcomeSink) {
         let clock = self.clock();
         let retained_from = clock.retained_from();
         trades.sort_unstable_by_key(|t| (t.product, t.trade_id));
-        let mut out = Outcome::default();
         let mut dirty = Vec::new();
         for run in trades.chunk_by(|a, b| a.product == b.product) {
             let product = run[0].product;
@@ -152,19 +158,19 @@ impl Aggregator {
             dirty.clear();
             for t in run {
                 if book.ids.contains(t.trade_id) {
-                    out.duplicates += 1;
+                    out.count_duplicate();
                     continue;
                 }
                 let minute = Granularity::OneMinute.bucket_start(t.time_ms.div_euclid(1000));
                 if t.price.units() <= 0 || t.size.is_negative() || minute < retained_from {
                     // Nothing it could revise is kept any more, or it is not a trade.
                     book.ids.insert(t.trade_id, t.time_ms);
-                    out.ignored += 1;
+                    out.count_ignored();
                     continue;
                 }
                 if let Some(j) = book.ids.insert(t.trade_id, t.time_ms) {
                     let below = Granularity::OneMinute.bucket_start(j.below_time_ms.div_euclid(1000));
-                    out.gaps.push(Gap {
+                    out.push_gap(Gap {
                         product,
                         first_missing: j.first_missing,
                         last_missing: j.last_missing,
@@ -174,19 +180,30 @@ impl Aggregator {
                 }
                 match book.add_trade(minute, t.price, t.size, t.trade_id) {
                     Applied::Counted => dirty.push(minute),
-                    Applied::Ignored => out.ignored += 1,
+                    Applied::Ignored => out.count_ignored(),
                 }
             }
             dirty.sort_unstable();
             dirty.dedup();
-            book.touched(&dirty, |g, s, o| out.updates.push(clock.candle(product, g, s, o)));
+            book.touched(&dirty, |g, s, o| out.push_update(&clock.candle(product, g, s, o)));
         }
-        out
     }
 
     /// Replace minutes with authoritative 1-minute candles and recompute every
     /// rollup holding them. `Restore` reports nothing (the rows are stored).
     pub fn apply_candles(&mut self, candles: &[Candle], source: CandleSource) -> Result<Outcome, String> {
+        let mut out = Outcome::default();
+        self.apply_candles_into(candles, source, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Aggregator::apply_candles`], with the results going to `out`.
+    pub fn apply_candles_into(
+        &mut self,
+        candles: &[Candle],
+        source: CandleSource,
+        out: &mut impl OutcomeSink,
+    ) -> Result<(), String> {
         if let Some(c) = candles.iter().find(|c| c.granularity != Granularity::OneMinute) {
             return Err(format!(
                 "authoritative candles must be ONE_MINUTE, got {}",
@@ -195,7 +212,6 @@ impl Aggregator {
         }
         let clock = self.clock();
         let retained_from = clock.retained_from();
-        let mut out = Outcome::default();
         let mut sorted: Vec<&Candle> = candles.iter().collect();
         sorted.sort_by_key(|c| (c.product, c.start));
         let mut dirty = Vec::new();
@@ -205,7 +221,7 @@ impl Aggregator {
             dirty.clear();
             for c in run {
                 if !c.is_well_formed() || c.start < retained_from {
-                    out.ignored += 1;
+                    out.count_ignored();
                     continue;
                 }
                 let ohlcv = Ohlcv {
@@ -233,18 +249,24 @@ impl Aggregator {
                 book.recompute(&dirty);
             }
             if source == CandleSource::Repair {
-                book.touched(&dirty, |g, s, o| out.updates.push(clock.candle(product, g, s, o)));
+                book.touched(&dirty, |g, s, o| out.push_update(&clock.candle(product, g, s, o)));
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Move the clock to `now_ms`: report every bucket that became complete, and
     /// drop days past retention. Time never moves backwards.
     pub fn advance(&mut self, now_ms: i64) -> Outcome {
         let mut out = Outcome::default();
+        self.advance_into(now_ms, &mut out);
+        out
+    }
+
+    /// [`Aggregator::advance`], with the results going to `out`.
+    pub fn advance_into(&mut self, now_ms: i64, out: &mut impl OutcomeSink) {
         if now_ms <= self.now_ms {
-            return out;
+            return;
         }
         let before = self.now_ms;
         self.now_ms = now_ms;
@@ -262,7 +284,7 @@ impl Aggregator {
                     continue;
                 }
                 for (start, o) in book.buckets_between(g, lo, hi) {
-                    out.updates.push(clock.candle(product, g, start, &o));
+                    out.push_update(&clock.candle(product, g, start, &o));
                 }
             }
         }
@@ -270,7 +292,6 @@ impl Aggregator {
         for book in self.books.values_mut() {
             book.prune_before(retained_from);
         }
-        out
     }
 
     /// The canonical state.

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 
 use spot_wire::state::State;
-use spot_wire::{Candle, Trade, decode_all};
+use spot_wire::{Candle, OutcomeWriter, Trade, decode_all};
 
 use crate::{Aggregator, CandleSource, Settings, render};
 
@@ -30,18 +30,24 @@ pub fn define_products(products: impl IntoIterator<Item = (u32, String)>) {
 /// `ingest`: packed trades in, packed outcome out.
 pub fn ingest(trades: &[u8]) -> Result<Vec<u8>, String> {
     let trades = decode_all::<Trade>(trades).map_err(|e| e.to_string())?;
-    Ok(with(|a| a.ingest(trades)).encode())
+    let mut out = OutcomeWriter::default();
+    with(|a| a.ingest_into(trades, &mut out));
+    Ok(out.finish())
 }
 
 /// `apply-candles`: packed 1-minute candles in, packed outcome out.
 pub fn apply_candles(candles: &[u8], source: CandleSource) -> Result<Vec<u8>, String> {
     let candles = decode_all::<Candle>(candles).map_err(|e| e.to_string())?;
-    with(|a| a.apply_candles(&candles, source)).map(|o| o.encode())
+    let mut out = OutcomeWriter::default();
+    with(|a| a.apply_candles_into(&candles, source, &mut out))?;
+    Ok(out.finish())
 }
 
 /// `advance`.
 pub fn advance(now_ms: i64) -> Vec<u8> {
-    with(|a| a.advance(now_ms)).encode()
+    let mut out = OutcomeWriter::default();
+    with(|a| a.advance_into(now_ms, &mut out));
+    out.finish()
 }
 
 /// `export-state`.
