@@ -240,7 +240,6 @@ impl Runtime {
 
     /// Apply one input, recovering from a fault; emit what it produced.
     fn input(&mut self, entry: Entry, cause: Cause) -> Result<(), EngineError> {
-        let started = Instant::now();
         let result = self.attempt(&entry);
         let outcome = match result {
             Ok(o) => o,
@@ -258,9 +257,6 @@ impl Runtime {
                 }
             }
         };
-        self.stats
-            .call_nanos
-            .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
         self.applied(entry, outcome, cause);
         Ok(())
     }
@@ -275,11 +271,17 @@ impl Runtime {
         self.maybe_checkpoint();
     }
 
+    /// One call into the active instance; its time counts as component time.
     fn attempt(&mut self, entry: &Entry) -> Result<Option<Outcome>, Fault> {
-        match self.instance.as_mut() {
+        let started = Instant::now();
+        let r = match self.instance.as_mut() {
             Some(inst) => entry.apply(inst),
             None => Err(Fault::Poisoned),
-        }
+        };
+        self.stats
+            .call_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+        r
     }
 
     fn record_fault(&mut self, fault: &Fault, what: &str) {

@@ -24,7 +24,7 @@ pub struct Stats {
     pub last_swap_pause_us: AtomicU64,
     pub checkpoints: AtomicU64,
     pub last_checkpoint_us: AtomicU64,
-    /// Total wall time spent applying inputs (component calls), ns.
+    /// Total wall time spent in component calls applying inputs, ns.
     pub call_nanos: AtomicU64,
     faults_by_kind: Mutex<BTreeMap<&'static str, u64>>,
 }
