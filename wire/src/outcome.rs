@@ -47,13 +47,12 @@ impl OutcomeSink for Outcome {
     }
 }
 
-/// Builds a packed outcome as results arrive.
+/// Builds a packed outcome as results arrive: updates are packed at once;
+/// gaps and counters (few) wait in an [`Outcome`] until [`OutcomeWriter::finish`].
 pub struct OutcomeWriter {
     w: Writer,
     updates: u32,
-    gaps: Vec<Gap>,
-    duplicates: u32,
-    ignored: u32,
+    rest: Outcome,
 }
 
 impl Default for OutcomeWriter {
@@ -64,9 +63,7 @@ impl Default for OutcomeWriter {
         OutcomeWriter {
             w,
             updates: 0,
-            gaps: Vec::new(),
-            duplicates: 0,
-            ignored: 0,
+            rest: Outcome::default(),
         }
     }
 }
@@ -74,13 +71,13 @@ impl Default for OutcomeWriter {
 impl OutcomeWriter {
     /// The packed outcome (same bytes as [`Outcome::encode`] of the same results).
     pub fn finish(mut self) -> Vec<u8> {
-        for g in &self.gaps {
+        for g in &self.rest.gaps {
             g.write(&mut self.w);
         }
         self.w.patch_u32(4, self.updates);
-        self.w.patch_u32(8, self.gaps.len() as u32);
-        self.w.patch_u32(12, self.duplicates);
-        self.w.patch_u32(16, self.ignored);
+        self.w.patch_u32(8, self.rest.gaps.len() as u32);
+        self.w.patch_u32(12, self.rest.duplicates);
+        self.w.patch_u32(16, self.rest.ignored);
         self.w.into_bytes()
     }
 }
@@ -91,13 +88,13 @@ impl OutcomeSink for OutcomeWriter {
         self.updates += 1;
     }
     fn push_gap(&mut self, g: Gap) {
-        self.gaps.push(g);
+        self.rest.push_gap(g);
     }
     fn count_duplicate(&mut self) {
-        self.duplicates += 1;
+        self.rest.count_duplicate();
     }
     fn count_ignored(&mut self) {
-        self.ignored += 1;
+        self.rest.count_ignored();
     }
 }
 
