@@ -66,12 +66,23 @@ pub(crate) struct Snapshot {
 impl Snapshot {
     /// Import the checkpoint into `inst` and replay every entry.
     pub(crate) fn replay_into(&self, inst: &mut Instance) -> Result<(), Fault> {
-        inst.import_state(&self.checkpoint)?;
-        for l in &self.entries {
-            l.entry.apply(inst)?;
-        }
-        Ok(())
+        replay(&self.checkpoint, &self.entries, inst).map_err(|(_, f)| f)
     }
+}
+
+/// Apply `entries` in order; on a fault, the index of the failing entry.
+pub(crate) fn apply_all(entries: &[Logged], inst: &mut Instance) -> Result<(), (usize, Fault)> {
+    for (i, l) in entries.iter().enumerate() {
+        l.entry.apply(inst).map_err(|f| (i, f))?;
+    }
+    Ok(())
+}
+
+/// Import `checkpoint`, then apply `entries`; on a fault, the failing entry's
+/// index (`None`: the checkpoint itself).
+fn replay(checkpoint: &[u8], entries: &[Logged], inst: &mut Instance) -> Result<(), (Option<usize>, Fault)> {
+    inst.import_state(checkpoint).map_err(|f| (None, f))?;
+    apply_all(entries, inst).map_err(|(i, f)| (Some(i), f))
 }
 
 impl Journal {
@@ -138,11 +149,7 @@ impl Journal {
 
     /// Replay into `inst`; on a fault, returns the index of the failing entry.
     pub(crate) fn replay_into(&self, inst: &mut Instance) -> Result<(), (Option<usize>, Fault)> {
-        inst.import_state(&self.checkpoint).map_err(|f| (None, f))?;
-        for (i, l) in self.entries.iter().enumerate() {
-            l.entry.apply(inst).map_err(|f| (Some(i), f))?;
-        }
-        Ok(())
+        replay(&self.checkpoint, &self.entries, inst)
     }
 
     /// Drop the entry at `i` (it faults on replay).

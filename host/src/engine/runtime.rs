@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::bindings::{CandleSource, Product, Settings};
 use super::error::{EngineError, Fault};
 use super::instance::Instance;
-use super::journal::{Entry, Journal, Snapshot};
+use super::journal::{Entry, Journal, Snapshot, apply_all};
 use super::loader::LoadedComponent;
 use super::products::Products;
 use super::sandbox::Sandbox;
@@ -499,9 +499,7 @@ impl Runtime {
             pending.rounds += 1;
             let tail = tail.to_vec();
             let build = move || {
-                for l in &tail {
-                    l.entry.apply(&mut fresh)?;
-                }
+                apply_all(&tail, &mut fresh).map_err(|(_, f)| f)?;
                 Ok(fresh)
             };
             match self.spawn_builder(self.journal.last_seq(), build) {
@@ -513,12 +511,10 @@ impl Runtime {
             return;
         }
         let started = Instant::now();
-        for l in tail {
-            if let Err(f) = l.entry.apply(&mut fresh) {
-                tracing::warn!(component = %component, fault = %f, "swap refused: the new component failed an input");
-                let _ = pending.done.send(Err(refuse(f)));
-                return;
-            }
+        if let Err((_, f)) = apply_all(tail, &mut fresh) {
+            tracing::warn!(component = %component, fault = %f, "swap refused: the new component failed an input");
+            let _ = pending.done.send(Err(refuse(f)));
+            return;
         }
         let old_instance = self.instance.replace(fresh);
         let pause = started.elapsed();
