@@ -1,6 +1,11 @@
 //! spot: live OHLCV candles from Coinbase trades, aggregated by a sandboxed,
 //! hot-swappable WebAssembly component.
 //!
-//! Data flow: feed → [`engine`] (owns the component) → storage writer + SSE hub.
+//! Data flow: feed → [`engine`] (owns the component) → [`storage`] writer + SSE hub;
+//! [`http`] serves the history, health and (later) the stream.
 
+pub mod config;
 pub mod engine;
+pub mod http;
+pub mod server;
+pub mod storage;

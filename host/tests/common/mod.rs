@@ -2,6 +2,8 @@
 //! a deterministic synthetic market, and the native rules as the reference.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +64,11 @@ pub fn start(loader: &Loader, component: Arc<LoadedComponent>, config: EngineCon
 /// A deterministic market: `n` trades over `products`, consecutive ids per
 /// product, times moving forward, prices far from the chaos triggers (666..673).
 pub fn market(products: u32, n: usize, seed: u64) -> Vec<Trade> {
+    market_from(T0 + 60_000, products, n, seed)
+}
+
+/// [`market`] starting at `start_ms` (trades ~1.5 s apart on average).
+pub fn market_from(start_ms: i64, products: u32, n: usize, seed: u64) -> Vec<Trade> {
     let mut s = seed | 1;
     let mut next = |m: u64| {
         s ^= s << 13;
@@ -70,7 +77,7 @@ pub fn market(products: u32, n: usize, seed: u64) -> Vec<Trade> {
         s % m
     };
     let mut ids = vec![1_000u64; products as usize];
-    let mut t = T0 + 60_000;
+    let mut t = start_ms;
     (0..n)
         .map(|_| {
             let p = next(products as u64) as u32;
@@ -115,4 +122,12 @@ pub fn drain(rx: &mut mpsc::Receiver<Arc<EngineOutput>>) -> Vec<Arc<EngineOutput
         out.push(o);
     }
     out
+}
+
+/// Log to the test's output (shown for failing tests), filtered by `RUST_LOG`.
+pub fn trace() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
 }

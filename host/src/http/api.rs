@@ -1,0 +1,130 @@
+//! `GET /api/candles` (history from PostgreSQL) and `GET /api/products`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::AppState;
+use super::query::{self, BadRequest, Params};
+use crate::storage::history::{self, StoredCandle};
+use crate::storage::pairs::TradingPair;
+
+/// Rows returned when `limit` is not given, and the most ever returned.
+pub const DEFAULT_LIMIT: i64 = 1_000;
+pub const MAX_LIMIT: i64 = 5_000;
+
+/// `GET /api/products`: the products this instance serves.
+pub async fn products(State(state): State<Arc<AppState>>) -> Json<Vec<TradingPair>> {
+    Json(state.products.iter().map(|p| TradingPair::from_id(p)).collect())
+}
+
+#[derive(Debug, Serialize)]
+struct History {
+    product: String,
+    granularity: &'static str,
+    from: i64,
+    to: i64,
+    candles: Vec<StoredCandle>,
+    /// Set when `limit` cut the answer short: ask again from here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_from: Option<i64>,
+}
+
+/// `GET /api/candles?product=P&granularity=G&from=UNIX&to=UNIX&limit=N`.
+/// `granularity` defaults to ONE_MINUTE, `to` to now, `from` to `limit`
+/// buckets before `to`.
+pub async fn candles(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Response {
+    let q = match HistoryQuery::parse(raw.as_deref(), &state) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    match history::candles(
+        &state.pool,
+        &state.exchange,
+        &q.product,
+        q.granularity,
+        q.from,
+        q.to,
+        q.limit,
+    )
+    .await
+    {
+        Ok(candles) => {
+            let next_from = (candles.len() as i64 == q.limit)
+                .then(|| candles.last().map(|c| c.timestamp + q.granularity.seconds()))
+                .flatten();
+            Json(History {
+                product: q.product,
+                granularity: q.granularity.name(),
+                from: q.from,
+                to: q.to,
+                candles,
+                next_from,
+            })
+            .into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "history query failed");
+            BadRequest::new(StatusCode::SERVICE_UNAVAILABLE, "the candle store is unavailable").into_response()
+        }
+    }
+}
+
+struct HistoryQuery {
+    product: String,
+    granularity: spot_wire::Granularity,
+    from: i64,
+    to: i64,
+    limit: i64,
+}
+
+impl HistoryQuery {
+    fn parse(raw: Option<&str>, state: &AppState) -> Result<Self, BadRequest> {
+        let p = Params::parse(raw)?;
+        let product = query::product(
+            p.one("product", "give one product")?
+                .ok_or(BadRequest::new(StatusCode::BAD_REQUEST, "product is required"))?,
+        )?;
+        if !state.serves(product) {
+            return Err(BadRequest::new(StatusCode::NOT_FOUND, "unknown product"));
+        }
+        let granularity = match p.one("granularity", "give one granularity")? {
+            Some(g) => query::granularity(g)?,
+            None => spot_wire::Granularity::OneMinute,
+        };
+        let limit = match p.one("limit", "give one limit")? {
+            Some(l) => match l.parse::<i64>() {
+                Ok(l) if (1..=MAX_LIMIT).contains(&l) => l,
+                _ => {
+                    return Err(BadRequest::new(
+                        StatusCode::BAD_REQUEST,
+                        "limit must be a whole number from 1 to 5000",
+                    ));
+                }
+            },
+            None => DEFAULT_LIMIT,
+        };
+        let to = match p.one("to", "give one to")? {
+            Some(t) => query::unix_seconds(t, "to must be unix seconds")?,
+            None => crate::engine::now_ms() / 1000,
+        };
+        let from = match p.one("from", "give one from")? {
+            Some(f) => query::unix_seconds(f, "from must be unix seconds")?,
+            None => (to - limit * granularity.seconds()).max(0),
+        };
+        if from > to {
+            return Err(BadRequest::new(StatusCode::BAD_REQUEST, "from must not be after to"));
+        }
+        Ok(HistoryQuery {
+            product: product.to_string(),
+            granularity,
+            from,
+            to,
+            limit,
+        })
+    }
+}

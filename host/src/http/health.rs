@@ -1,0 +1,74 @@
+//! `GET /healthz` (the process answers) and `GET /readyz` (it can do its job).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use super::AppState;
+
+/// Liveness: the process serves HTTP.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+impl Check {
+    fn from(result: Result<(), String>) -> Self {
+        match result {
+            Ok(()) => Check { ok: true, detail: None },
+            Err(d) => Check {
+                ok: false,
+                detail: Some(d),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    ready: bool,
+    database: Check,
+    writer: Check,
+    component: Check,
+}
+
+/// Readiness: the database answers, the writer is keeping up, the component
+/// has a working instance. 503 with the failing checks otherwise.
+pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Readiness>) {
+    let database = match tokio::time::timeout(Duration::from_secs(2), crate::storage::ping(&state.pool)).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("no answer within 2 s".to_string()),
+    };
+    let writer = match state.writer.last_error() {
+        None => Ok(()),
+        Some(e) => Err(format!("flushes failing: {e}")),
+    };
+    let component = match tokio::time::timeout(Duration::from_secs(2), state.engine.status()).await {
+        Ok(Ok(s)) if s.healthy => Ok(()),
+        Ok(Ok(s)) => Err(s.last_fault.unwrap_or_else(|| "no working instance".into())),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the engine did not answer within 2 s".into()),
+    };
+    let r = Readiness {
+        ready: database.is_ok() && writer.is_ok() && component.is_ok(),
+        database: Check::from(database),
+        writer: Check::from(writer),
+        component: Check::from(component),
+    };
+    let status = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(r))
+}

@@ -1,0 +1,144 @@
+//! Query strings: parsed once, validated with short, fixed messages. Raw input
+//! is never echoed back (it could end up in a page).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use spot_wire::Granularity;
+
+/// Longest query string accepted.
+pub const MAX_QUERY_BYTES: usize = 4096;
+/// Longest product id accepted (Coinbase's are far shorter).
+pub const MAX_PRODUCT_BYTES: usize = 32;
+
+/// A client error: a status and a fixed plain-text message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRequest {
+    pub status: StatusCode,
+    pub message: &'static str,
+}
+
+impl BadRequest {
+    pub const fn new(status: StatusCode, message: &'static str) -> Self {
+        BadRequest { status, message }
+    }
+    const fn bad(message: &'static str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{}\n", self.message),
+        )
+            .into_response()
+    }
+}
+
+/// The decoded `name=value` pairs of a query string, in order.
+#[derive(Debug, Default)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// Decode a raw query string (absent = empty).
+    pub fn parse(raw: Option<&str>) -> Result<Self, BadRequest> {
+        let raw = raw.unwrap_or("");
+        if raw.len() > MAX_QUERY_BYTES {
+            return Err(BadRequest::new(StatusCode::URI_TOO_LONG, "query string too long"));
+        }
+        Ok(Params(
+            form_urlencoded::parse(raw.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        ))
+    }
+
+    /// Every value of `name`.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The one value of `name`: `None` when absent, an error when repeated.
+    pub fn one<'a>(&'a self, name: &'a str, repeated: &'static str) -> Result<Option<&'a str>, BadRequest> {
+        let mut values = self.all(name);
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(BadRequest::bad(repeated));
+        }
+        Ok(first)
+    }
+}
+
+/// A syntactically valid product id: `BASE-QUOTE` of ASCII letters and digits.
+pub fn product(value: &str) -> Result<&str, BadRequest> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_PRODUCT_BYTES
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && value.split('-').count() == 2
+        && value.split('-').all(|part| !part.is_empty());
+    if ok {
+        Ok(value)
+    } else {
+        Err(BadRequest::bad(
+            "product must look like BASE-QUOTE (letters and digits)",
+        ))
+    }
+}
+
+/// A granularity by its seed name (`ONE_MINUTE`, ...).
+pub fn granularity(value: &str) -> Result<Granularity, BadRequest> {
+    Granularity::from_name(value).ok_or(BadRequest::bad(
+        "granularity must be one of ONE_MINUTE, FIVE_MINUTES, FIFTEEN_MINUTES, THIRTY_MINUTES, ONE_HOUR, TWO_HOURS, SIX_HOURS, ONE_DAY",
+    ))
+}
+
+/// Unix seconds from 1970 to 9999.
+pub fn unix_seconds(value: &str, message: &'static str) -> Result<i64, BadRequest> {
+    match value.parse::<i64>() {
+        Ok(v) if (0..=253_402_300_799).contains(&v) => Ok(v),
+        _ => Err(BadRequest::bad(message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn products_are_base_dash_quote() {
+        assert!(product("BTC-USD").is_ok());
+        assert!(product("1INCH-USDC").is_ok());
+        for bad in [
+            "",
+            "BTC",
+            "BTC-",
+            "-USD",
+            "BTC-USD-X",
+            "<script>-USD",
+            "BTC-US D",
+            &"A".repeat(40),
+        ] {
+            assert!(product(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn repeated_and_oversized_queries_are_refused() {
+        let p = Params::parse(Some("product=A-B&product=C-D&x=%3C")).unwrap();
+        assert!(p.one("product", "one product").is_err());
+        assert_eq!(p.one("x", "one x").unwrap(), Some("<"));
+        assert_eq!(p.one("y", "one y").unwrap(), None);
+        let long = "a=".to_string() + &"b".repeat(MAX_QUERY_BYTES);
+        assert_eq!(Params::parse(Some(&long)).unwrap_err().status, StatusCode::URI_TOO_LONG);
+    }
+
+    #[test]
+    fn times_are_bounded_unix_seconds() {
+        assert_eq!(unix_seconds("1704567600", "t").unwrap(), 1704567600);
+        for bad in ["-1", "1e9", "", "253402300800", "99999999999999999999"] {
+            assert!(unix_seconds(bad, "t").is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The server assembled: storage, the engine with its component, the writer,
+//! restart recovery and HTTP, started in the order the data needs and stopped
+//! in the reverse (SIGTERM drains: stop taking input, flush, close, exit).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use deadpool_postgres::Pool;
+use tokio::sync::oneshot;
+
+use crate::config::Config;
+use crate::engine::{Engine, EngineConfig, EngineHandle, Limits, Loader, Sandbox};
+use crate::http::{self, AppState};
+use crate::storage::pairs::TradingPair;
+use crate::storage::restore::{self, Restored};
+use crate::storage::{self, Writer, WriterConfig, WriterStats};
+
+/// Until product discovery lands with the feed, an unset `PRODUCTS` means these.
+pub const FALLBACK_PRODUCTS: &[&str] = &["BTC-USD", "ETH-USD", "SOL-USD"];
+
+/// Tunables that are not environment variables.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub engine: EngineConfig,
+    pub writer: WriterConfig,
+    pub limits: Limits,
+    /// Restore the 1m candles from the UTC day start of now minus this.
+    pub restore_lookback: Duration,
+    /// How long start-up waits for the database to answer.
+    pub database_wait: Duration,
+    /// Bind HTTP here instead of `0.0.0.0:PORT` (tests use `127.0.0.1:0`).
+    pub bind: Option<SocketAddr>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            engine: EngineConfig::default(),
+            writer: WriterConfig::default(),
+            limits: Limits::default(),
+            restore_lookback: Duration::from_secs(3600),
+            database_wait: Duration::from_secs(30),
+            bind: None,
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    engine: Engine,
+    writer: Writer,
+    pool: Pool,
+    addr: SocketAddr,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop_http: oneshot::Sender<()>,
+    restored: Restored,
+    products: Vec<String>,
+}
+
+impl Server {
+    /// Start everything; returns once the server takes requests.
+    pub async fn start(config: &Config, options: Options) -> anyhow::Result<Server> {
+        let pool = storage::pool(&config.database_url, 8).context("DATABASE_URL")?;
+        wait_for_database(&pool, options.database_wait).await?;
+        let applied = storage::migrate(&pool).await.context("applying migrations")?;
+        tracing::info!(?applied, "database ready");
+
+        let sandbox = Sandbox::new(options.limits.clone()).context("starting the sandbox")?;
+        let loader = Loader::new(sandbox.clone(), Some(config.cache_dir.clone()));
+        let component = loader
+            .load_file(&config.component_path)
+            .with_context(|| format!("loading the aggregation component {}", config.component_path.display()))?;
+        tracing::info!(component = %component, sha256 = %component.sha256, from_cache = component.from_cache,
+            "component loaded");
+        let engine = Engine::start(sandbox, options.engine.clone(), component)?;
+        let handle = engine.handle();
+
+        let products = match &config.products {
+            Some(p) => p.clone(),
+            None => {
+                tracing::warn!(products = ?FALLBACK_PRODUCTS, "PRODUCTS is unset and discovery is not built yet");
+                FALLBACK_PRODUCTS.iter().map(|p| p.to_string()).collect()
+            }
+        };
+        let exchange = options.writer.exchange.clone();
+        let pairs: Vec<TradingPair> = products.iter().map(|p| TradingPair::from_id(p)).collect();
+        storage::pairs::upsert(&pool, &exchange, &pairs).await?;
+
+        // The writer subscribes before the restore so that nothing the engine
+        // emits afterwards is missed; it skips the restore's own output.
+        let writer = Writer::spawn(pool.clone(), handle.subscribe(1024).await?, options.writer.clone());
+        let from = restore::restore_from(crate::engine::now_ms(), options.restore_lookback);
+        let restored = restore::restore(&pool, &exchange, &handle, &products, from).await?;
+        tracing::info!(
+            candles = restored.candles,
+            skipped = restored.skipped,
+            from,
+            "restored the open buckets"
+        );
+
+        let state = Arc::new(AppState::new(
+            pool.clone(),
+            exchange,
+            products.clone(),
+            handle,
+            writer.stats().clone(),
+        ));
+        let bind = options
+            .bind
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], config.port)));
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("listening on {bind}"))?;
+        let addr = listener.local_addr()?;
+        let (stop_http, stopped) = oneshot::channel::<()>();
+        let http = tokio::spawn(http::serve(listener, http::router(state), async move {
+            let _ = stopped.await;
+        }));
+        tracing::info!(%addr, "serving HTTP");
+        Ok(Server {
+            engine,
+            writer,
+            pool,
+            addr,
+            http,
+            stop_http,
+            restored,
+            products,
+        })
+    }
+
+    /// The HTTP address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The engine (the feed's entry point).
+    pub fn engine(&self) -> EngineHandle {
+        self.engine.handle()
+    }
+
+    /// The writer's counters.
+    pub fn writer_stats(&self) -> &Arc<WriterStats> {
+        self.writer.stats()
+    }
+
+    /// Wait until every candle update so far is stored.
+    pub async fn sync(&self) -> anyhow::Result<()> {
+        self.engine.handle().barrier().await?;
+        self.writer.sync().await?;
+        Ok(())
+    }
+
+    /// The database pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// What the start-up restore read back.
+    pub fn restored(&self) -> &Restored {
+        &self.restored
+    }
+
+    /// The products served.
+    pub fn products(&self) -> &[String] {
+        &self.products
+    }
+
+    /// Drain and stop: HTTP stops taking requests, the engine finishes its
+    /// queued input, the writer stores what it holds.
+    pub async fn stop(self) {
+        let _ = self.stop_http.send(());
+        self.engine.shutdown().await;
+        self.writer.finish().await;
+        match tokio::time::timeout(Duration::from_secs(2), self.http).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed"),
+            Err(_) => tracing::warn!("HTTP connections still open at shutdown"),
+        }
+    }
+}
+
+async fn wait_for_database(pool: &Pool, wait: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match storage::ping(pool).await {
+            Ok(()) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() + delay < deadline => {
+                tracing::warn!(error = %e, "waiting for the database");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("the database did not answer")),
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Candle history for `GET /api/candles`.
+
+use deadpool_postgres::Pool;
+use serde::Serialize;
+use spot_wire::Granularity;
+
+use super::StorageError;
+
+/// A stored candle as the API returns it. Prices and volumes are exact decimal
+/// strings: a JSON number would be rounded to a double by most clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredCandle {
+    /// Bucket start, unix seconds.
+    pub timestamp: i64,
+    pub open: String,
+    pub high: String,
+    pub low: String,
+    pub close: String,
+    pub volume: String,
+    pub trades: i32,
+    pub complete: bool,
+}
+
+/// Candles of one product and granularity with `from <= timestamp <= to`
+/// (unix seconds), oldest first, at most `limit`.
+pub async fn candles(
+    pool: &Pool,
+    exchange: &str,
+    product: &str,
+    granularity: Granularity,
+    from: i64,
+    to: i64,
+    limit: i64,
+) -> Result<Vec<StoredCandle>, StorageError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            r#"SELECT extract(epoch FROM "timestamp")::int8, open::text, high::text, low::text,
+                      close::text, volume::text, trades, complete
+               FROM live_candles
+               WHERE exchange = $1 AND product_id = $2 AND granularity = $3::text::granularity
+                 AND "timestamp" >= to_timestamp($4::int8) AND "timestamp" <= to_timestamp($5::int8)
+               ORDER BY "timestamp" LIMIT $6"#,
+        )
+        .await?;
+    Ok(client
+        .query(
+            &statement,
+            &[&exchange, &product, &granularity.name(), &from, &to, &limit],
+        )
+        .await?
+        .iter()
+        .map(|r| StoredCandle {
+            timestamp: r.get(0),
+            open: r.get(1),
+            high: r.get(2),
+            low: r.get(3),
+            close: r.get(4),
+            volume: r.get(5),
+            trades: r.get(6),
+            complete: r.get(7),
+        })
+        .collect())
+}

@@ -1,0 +1,66 @@
+//! PostgreSQL storage: the seed's tables, written in coalesced batches, read
+//! back at restart and for the history API.
+//!
+//! - [`migrate`]: the SQL of `migrations/`, applied at start under an advisory lock;
+//! - [`writer`]: engine updates → coalesced, set-based upserts, retried through outages;
+//! - [`upsert`]: the statements the writer (and the benchmark) run;
+//! - [`restore`]: today's 1m candles → the component, before the feed starts;
+//! - [`history`]: candle history for `GET /api/candles`;
+//! - [`pairs`]: the `trading_pairs` table.
+
+mod error;
+pub mod history;
+pub mod migrate;
+pub mod pairs;
+pub mod restore;
+pub mod upsert;
+pub mod writer;
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+
+pub use error::StorageError;
+pub use writer::{Writer, WriterConfig, WriterStats};
+
+/// The `exchange` column's value for Coinbase rows.
+pub const EXCHANGE: &str = "coinbase";
+
+/// A connection pool for `url` (no TLS: the database is expected on a private
+/// network or loopback). Connections are made on first use, so this succeeds
+/// while the database is down.
+pub fn pool(url: &str, size: usize) -> Result<Pool, StorageError> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
+        // The URL may hold a password: say what is wrong, not the URL.
+        StorageError::Config(e.to_string())
+    })?;
+    config.connect_timeout(Duration::from_secs(5));
+    config.application_name("spot");
+    let manager = Manager::from_config(
+        config,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .map_err(|e| StorageError::Config(e.to_string()))
+}
+
+/// Apply the pending migrations on a connection of `pool`.
+pub async fn migrate(pool: &Pool) -> Result<Vec<i32>, StorageError> {
+    let mut client = pool.get().await?;
+    migrate::migrate(&mut client).await
+}
+
+/// Whether the database answers (readiness).
+pub async fn ping(pool: &Pool) -> Result<(), StorageError> {
+    let client = pool.get().await?;
+    client.simple_query("SELECT 1").await?;
+    Ok(())
+}
