@@ -7,10 +7,19 @@ COMPONENT_PATH ?= $(COMPONENT_DIR)/spot_guest.wasm
 
 .PHONY: run test components toolchain bench lint fmt clean
 
-## Build the default component and the host, then run the server.
+DEV_PG_DIR ?= data/postgres
+DEV_PG_PORT ?= 5433
+
+## Build the default component and the host, then run the server. Without
+## DATABASE_URL, a local PostgreSQL is started (and kept) under $(DEV_PG_DIR).
 run: components
 	$(CARGO) build --release -p spot-host --bin spot-server
-	COMPONENT_PATH=$(COMPONENT_PATH) ./target/release/spot-server
+	@if [ -z "$$DATABASE_URL" ]; then \
+		$(CARGO) build -q --release -p spot-testkit --bin spot-dev-postgres && \
+		DATABASE_URL=$$(./target/release/spot-dev-postgres $(DEV_PG_DIR) $(DEV_PG_PORT)) || exit 1; \
+		echo "DATABASE_URL unset: using the local PostgreSQL at $$DATABASE_URL"; \
+	fi; \
+	DATABASE_URL=$$DATABASE_URL COMPONENT_PATH=$(COMPONENT_PATH) ./target/release/spot-server
 
 ## Build everything and run every test.
 test: components
@@ -28,9 +37,11 @@ components: toolchain
 		-p spot-guest -p spot-test-misbehave -p spot-test-wrong-contract -p spot-test-foreign-import
 	@ls -l $(COMPONENT_DIR)/*.wasm
 
-## Engine benchmarks: component vs native, render, swap pause, day import.
+## Benchmarks: engine (component vs native, render, swap pause, day import)
+## and storage (the writer vs one upsert per row and raw UNNEST).
 bench: components
 	$(CARGO) bench -p spot-host --bench engine
+	$(CARGO) bench -p spot-host --bench storage
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -50,11 +50,20 @@ pub struct Cluster {
     run_as: Option<(u32, u32)>,
     /// Remove the directory (and stop the server) on drop.
     temporary: bool,
+    /// Keep PostgreSQL's default durability (fsync, synchronous commit).
+    durable: bool,
 }
 
 impl Cluster {
-    /// A new cluster in a fresh temp dir on a free port, started.
+    /// A new cluster in a fresh temp dir on a free port, started, with fsync
+    /// and synchronous commit off (tests do not need durability).
     pub fn temporary() -> Result<Self, ClusterError> {
+        Self::temporary_with(false)
+    }
+
+    /// [`Cluster::temporary`], keeping PostgreSQL's default durability when
+    /// `durable` (benchmarks that compare commit-bound methods need it).
+    pub fn temporary_with(durable: bool) -> Result<Self, ClusterError> {
         let dir = std::env::temp_dir().join(format!(
             "spot-pg-{}-{}",
             std::process::id(),
@@ -67,6 +76,7 @@ impl Cluster {
             port: free_port()?,
             run_as: run_as()?,
             temporary: true,
+            durable,
         };
         cluster.init()?;
         cluster.start()?;
@@ -83,6 +93,7 @@ impl Cluster {
             port,
             run_as: run_as()?,
             temporary: false,
+            durable: true,
         };
         if !cluster.data().join("PG_VERSION").exists() {
             cluster.init()?;
@@ -127,8 +138,7 @@ impl Cluster {
             self.port,
             self.dir.display()
         );
-        // Throwaway clusters trade durability for speed; a persistent one keeps it.
-        let options = if self.temporary {
+        let options = if !self.durable {
             format!("{options} -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
         } else {
             options
