@@ -24,6 +24,8 @@ pub struct Config {
     pub products: Option<Vec<String>>,
     /// Where compiled components are cached (`SPOT_DATA_DIR`/component-cache).
     pub cache_dir: PathBuf,
+    /// `DATASTAR_URL`: where the page loads the Datastar client from.
+    pub datastar_url: String,
 }
 
 /// The default component, as `make run` and the container build it.
@@ -58,6 +60,9 @@ impl Config {
             component_path: PathBuf::from(get("COMPONENT_PATH").unwrap_or_else(|| DEFAULT_COMPONENT.into())),
             products,
             cache_dir: data_dir.join("component-cache"),
+            datastar_url: get("DATASTAR_URL")
+                .filter(|u| !u.trim().is_empty())
+                .unwrap_or_else(|| crate::http::page::DATASTAR_CDN.into()),
         })
     }
 }

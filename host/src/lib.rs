@@ -1,11 +1,12 @@
 //! spot: live OHLCV candles from Coinbase trades, aggregated by a sandboxed,
 //! hot-swappable WebAssembly component.
 //!
-//! Data flow: feed → [`engine`] (owns the component) → [`storage`] writer + SSE hub;
-//! [`http`] serves the history, health and (later) the stream.
+//! Data flow: feed → [`engine`] (owns the component) → [`storage`] writer + SSE [`hub`];
+//! [`http`] serves the page, the stream, the history and health; [`server`] assembles it.
 
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod hub;
 pub mod server;
 pub mod storage;

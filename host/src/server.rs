@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig, EngineHandle, Limits, Loader, Sandbox};
 use crate::http::{self, AppState};
+use crate::hub::{Hub, HubConfig};
 use crate::storage::pairs::TradingPair;
 use crate::storage::restore::{self, Restored};
 use crate::storage::{self, Writer, WriterConfig, WriterStats};
@@ -26,6 +27,7 @@ pub struct Options {
     pub engine: EngineConfig,
     pub writer: WriterConfig,
     pub limits: Limits,
+    pub hub: HubConfig,
     /// Restore the 1m candles from the UTC day start of now minus this.
     pub restore_lookback: Duration,
     /// How long start-up waits for the database to answer.
@@ -40,6 +42,7 @@ impl Default for Options {
             engine: EngineConfig::default(),
             writer: WriterConfig::default(),
             limits: Limits::default(),
+            hub: HubConfig::default(),
             restore_lookback: Duration::from_secs(3600),
             database_wait: Duration::from_secs(30),
             bind: None,
@@ -51,6 +54,8 @@ impl Default for Options {
 pub struct Server {
     engine: Engine,
     writer: Writer,
+    hub: Hub,
+    hub_task: tokio::task::JoinHandle<()>,
     pool: Pool,
     addr: SocketAddr,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -91,6 +96,8 @@ impl Server {
         // The writer subscribes before the restore so that nothing the engine
         // emits afterwards is missed; it skips the restore's own output.
         let writer = Writer::spawn(pool.clone(), handle.subscribe(1024).await?, options.writer.clone());
+        let hub = Hub::new(options.hub.clone());
+        let hub_task = hub.spawn(handle.subscribe(1024).await?);
         let from = restore::restore_from(crate::engine::now_ms(), options.restore_lookback);
         let restored = restore::restore(&pool, &exchange, &handle, &products, from).await?;
         tracing::info!(
@@ -106,6 +113,8 @@ impl Server {
             products.clone(),
             handle,
             writer.stats().clone(),
+            hub.clone(),
+            config.datastar_url.clone(),
         ));
         let bind = options
             .bind
@@ -115,13 +124,20 @@ impl Server {
             .with_context(|| format!("listening on {bind}"))?;
         let addr = listener.local_addr()?;
         let (stop_http, stopped) = oneshot::channel::<()>();
-        let http = tokio::spawn(http::serve(listener, http::router(state), async move {
-            let _ = stopped.await;
-        }));
+        let http = tokio::spawn(http::serve::serve(
+            listener,
+            http::router(state),
+            async move {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(2),
+        ));
         tracing::info!(%addr, "serving HTTP");
         Ok(Server {
             engine,
             writer,
+            hub,
+            hub_task,
             pool,
             addr,
             http,
@@ -146,10 +162,11 @@ impl Server {
         self.writer.stats()
     }
 
-    /// Wait until every candle update so far is stored.
+    /// Wait until every candle update so far is stored and in the hub.
     pub async fn sync(&self) -> anyhow::Result<()> {
         self.engine.handle().barrier().await?;
         self.writer.sync().await?;
+        self.hub.sync().await?;
         Ok(())
     }
 
@@ -168,13 +185,20 @@ impl Server {
         &self.products
     }
 
-    /// Drain and stop: HTTP stops taking requests, the engine finishes its
-    /// queued input, the writer stores what it holds.
+    /// The SSE hub.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Drain and stop: streams end and HTTP stops taking requests, the engine
+    /// finishes its queued input, the writer stores what it holds.
     pub async fn stop(self) {
+        self.hub.close();
         let _ = self.stop_http.send(());
         self.engine.shutdown().await;
         self.writer.finish().await;
-        match tokio::time::timeout(Duration::from_secs(2), self.http).await {
+        let _ = self.hub_task.await;
+        match tokio::time::timeout(Duration::from_secs(3), self.http).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),
             Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed"),

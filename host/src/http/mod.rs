@@ -1,16 +1,21 @@
-//! The HTTP server (axum): health and readiness, the history API; the page,
-//! the SSE stream and admin arrive with their issues.
+//! The HTTP server (axum on hyper): the page, the SSE stream, health and
+//! readiness, the history API; admin arrives with its issue.
 //!
+//! - [`serve`]: the accept loop (each connection can be cut by the hub);
 //! - [`query`]: the raw query-string parsing and validation every route shares;
+//! - [`stream`]: `GET /stream` (Datastar SSE from the [`crate::hub`]);
+//! - [`page`]: `GET /`;
 //! - [`api`]: `GET /api/candles`, `GET /api/products`;
 //! - [`health`]: `GET /healthz`, `GET /readyz`.
 
 pub mod api;
 pub mod health;
+pub mod page;
 pub mod query;
+pub mod serve;
+pub mod stream;
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
@@ -18,6 +23,7 @@ use axum::routing::get;
 use deadpool_postgres::Pool;
 
 use crate::engine::EngineHandle;
+use crate::hub::Hub;
 use crate::storage::WriterStats;
 
 /// What the handlers share.
@@ -30,6 +36,9 @@ pub struct AppState {
     product_set: HashSet<String>,
     pub engine: EngineHandle,
     pub writer: Arc<WriterStats>,
+    pub hub: Hub,
+    /// Where the page loads the Datastar client from.
+    pub datastar_url: String,
 }
 
 impl AppState {
@@ -40,6 +49,8 @@ impl AppState {
         mut products: Vec<String>,
         engine: EngineHandle,
         writer: Arc<WriterStats>,
+        hub: Hub,
+        datastar_url: String,
     ) -> Self {
         products.sort();
         products.dedup();
@@ -51,6 +62,8 @@ impl AppState {
             product_set,
             engine,
             writer,
+            hub,
+            datastar_url,
         }
     }
 
@@ -63,19 +76,11 @@ impl AppState {
 /// Every route.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        .route("/", get(page::page))
+        .route("/stream", get(stream::stream))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/products", get(api::products))
         .route("/api/candles", get(api::candles))
         .with_state(state)
-}
-
-/// Serve `router` on `listener` until `shutdown` resolves, then let the open
-/// requests finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }

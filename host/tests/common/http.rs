@@ -67,3 +67,155 @@ fn dechunk(mut s: &str) -> String {
     }
     out
 }
+
+/// One SSE event as the browser would see it.
+#[derive(Debug, Clone, Default)]
+pub struct Event {
+    pub event: String,
+    pub id: String,
+    /// The values of the `data: elements ` lines.
+    pub elements: Vec<String>,
+}
+
+/// A streaming response read incrementally (chunked transfer decoded).
+pub struct Sse {
+    stream: TcpStream,
+    raw: Vec<u8>,
+    body: Vec<u8>,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    /// Keep-alive comments seen.
+    pub comments: usize,
+    eof: bool,
+}
+
+/// Open `GET path` with extra headers; `recv_buffer` shrinks the socket's
+/// receive buffer (a slow client).
+pub async fn sse(addr: SocketAddr, path: &str, headers: &[(&str, &str)], recv_buffer: Option<u32>) -> Sse {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    if let Some(n) = recv_buffer {
+        socket.set_recv_buffer_size(n).expect("SO_RCVBUF");
+    }
+    let mut stream = socket.connect(addr).await.expect("connect");
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).await.expect("send");
+    let mut s = Sse {
+        stream,
+        raw: Vec::new(),
+        body: Vec::new(),
+        status: 0,
+        headers: Vec::new(),
+        comments: 0,
+        eof: false,
+    };
+    loop {
+        if let Some(end) = s.raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&s.raw[..end]).to_string();
+            s.raw.drain(..end + 4);
+            let mut lines = head.split("\r\n");
+            s.status = lines
+                .next()
+                .and_then(|l| l.split(' ').nth(1))
+                .and_then(|v| v.parse().ok())
+                .expect("status line");
+            s.headers = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            return s;
+        }
+        assert!(s.read().await > 0, "closed before the headers");
+    }
+}
+
+impl Sse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    async fn read(&mut self) -> usize {
+        let mut buf = [0u8; 16384];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(20), self.stream.read(&mut buf))
+            .await
+            .expect("no data from the server within 20 s")
+            .unwrap_or(0);
+        self.raw.extend_from_slice(&buf[..n]);
+        if n == 0 {
+            self.eof = true;
+        }
+        n
+    }
+
+    /// Move complete chunks from `raw` to `body`.
+    fn dechunk(&mut self) {
+        loop {
+            let Some(eol) = self.raw.windows(2).position(|w| w == b"\r\n") else {
+                return;
+            };
+            let size = usize::from_str_radix(String::from_utf8_lossy(&self.raw[..eol]).trim(), 16).unwrap_or(0);
+            if size == 0 {
+                self.eof = true;
+                return;
+            }
+            if self.raw.len() < eol + 2 + size + 2 {
+                return;
+            }
+            self.body.extend_from_slice(&self.raw[eol + 2..eol + 2 + size]);
+            self.raw.drain(..eol + 2 + size + 2);
+        }
+    }
+
+    /// The next event (comments are counted and skipped); `None` at the end
+    /// of the stream.
+    pub async fn event(&mut self) -> Option<Event> {
+        loop {
+            self.dechunk();
+            if let Some(end) = self.body.windows(2).position(|w| w == b"\n\n") {
+                let block = String::from_utf8_lossy(&self.body[..end]).to_string();
+                self.body.drain(..end + 2);
+                let mut e = Event::default();
+                let mut comment = true;
+                for line in block.lines() {
+                    if line.starts_with(':') {
+                        continue;
+                    }
+                    comment = false;
+                    if let Some(v) = line.strip_prefix("event: ") {
+                        e.event = v.to_string();
+                    } else if let Some(v) = line.strip_prefix("id: ") {
+                        e.id = v.to_string();
+                    } else if let Some(v) = line.strip_prefix("data: elements ") {
+                        e.elements.push(v.to_string());
+                    } else {
+                        panic!("unexpected SSE line {line:?}");
+                    }
+                }
+                if comment {
+                    self.comments += 1;
+                    continue;
+                }
+                return Some(e);
+            }
+            if self.eof || self.read().await == 0 {
+                return None;
+            }
+        }
+    }
+
+    /// Read and discard until the connection ends (or 20 s pass: a panic).
+    pub async fn until_closed(&mut self) {
+        while self.read().await > 0 {}
+    }
+}
+
+/// The value of attribute `name` in an element's start tag.
+pub fn attr(element: &str, name: &str) -> Option<String> {
+    let needle = format!(" {name}=\"");
+    let start = element.find(&needle)? + needle.len();
+    let len = element[start..].find('"')?;
+    Some(element[start..start + len].to_string())
+}

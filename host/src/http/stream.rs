@@ -1,0 +1,86 @@
+//! `GET /stream?product=P&granularity=G` (both repeatable; no granularity =
+//! all eight): Datastar SSE of the subscribed candles, current state first.
+//! Datastar's `datastar` query parameter and `Datastar-Request` and
+//! `last-event-id` headers are accepted; a reconnecting client gets the
+//! current state again, which is all a candle needs.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use spot_wire::Granularity;
+
+use super::AppState;
+use super::query::{self, BadRequest, Params};
+use super::serve::CutConnection;
+use crate::hub::{HubError, Key};
+
+/// Parse and check the subscription: every product served, every granularity
+/// known, not more pairs than the hub allows.
+pub fn subscription(raw: Option<&str>, state: &AppState) -> Result<Vec<Key>, BadRequest> {
+    let p = Params::parse(raw)?;
+    let mut products: Vec<Arc<str>> = Vec::new();
+    for value in p.all("product") {
+        let product = query::product(value)?;
+        if !state.serves(product) {
+            return Err(BadRequest::new(StatusCode::NOT_FOUND, "unknown product"));
+        }
+        if !products.iter().any(|p| &**p == product) {
+            products.push(Arc::from(product));
+        }
+    }
+    if products.is_empty() {
+        return Err(BadRequest::new(StatusCode::BAD_REQUEST, "product is required"));
+    }
+    let mut granularities: Vec<Granularity> = Vec::new();
+    for value in p.all("granularity") {
+        let g = query::granularity(value)?;
+        if !granularities.contains(&g) {
+            granularities.push(g);
+        }
+    }
+    if granularities.is_empty() {
+        granularities = Granularity::ALL.to_vec();
+    }
+    if products.len() * granularities.len() > state.hub.config().max_subscriptions {
+        return Err(BadRequest::new(StatusCode::BAD_REQUEST, "too many subscriptions"));
+    }
+    Ok(products
+        .iter()
+        .flat_map(|p| granularities.iter().map(move |g| (p.clone(), *g)))
+        .collect())
+}
+
+/// The SSE response.
+pub async fn stream(
+    State(state): State<Arc<AppState>>,
+    cut: Option<axum::Extension<CutConnection>>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let keys = match subscription(raw.as_deref(), &state) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    let subscription = match state.hub.subscribe(keys, cut.map(|c| c.0.0.clone())) {
+        Ok(s) => s,
+        Err(HubError::Full) => {
+            return BadRequest::new(StatusCode::SERVICE_UNAVAILABLE, "too many clients").into_response();
+        }
+        Err(HubError::Closed) => {
+            return BadRequest::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+        }
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(subscription, |mut s| async move {
+        let bytes = s.next().await?;
+        Some((Ok::<_, Infallible>(bytes), s))
+    }));
+    let mut response = Response::new(body);
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}

@@ -1,0 +1,93 @@
+//! A client's mailbox: the latest undelivered state per (product, granularity).
+//!
+//! The hub puts, the client's stream takes. A put for a key that is still
+//! waiting replaces it (the client skips an intermediate state, never the
+//! latest), so a mailbox holds at most one entry per subscribed key however
+//! slow the client is.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::Key;
+
+/// One client's undelivered states.
+#[derive(Debug, Default)]
+pub struct Mailbox {
+    slots: Mutex<Slots>,
+    notify: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Slots {
+    pending: Vec<(Key, Bytes)>,
+    /// When the oldest undelivered state arrived.
+    waiting_since: Option<Instant>,
+    closed: bool,
+}
+
+/// What a take found.
+pub enum Taken {
+    Lines(Vec<Bytes>),
+    Nothing,
+    Closed,
+}
+
+impl Mailbox {
+    /// Put the latest lines of `key`; counts into `skipped` when it replaces
+    /// a state the client never received, and records the mailbox's size in
+    /// `largest` (the most entries any mailbox held).
+    pub fn put(&self, key: &Key, lines: &Bytes, skipped: &AtomicU64, largest: &AtomicU64) {
+        {
+            let mut s = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            if s.closed {
+                return;
+            }
+            match s.pending.iter_mut().find(|(k, _)| k == key) {
+                Some((_, l)) => {
+                    *l = lines.clone();
+                    skipped.fetch_add(1, Ordering::Relaxed);
+                }
+                None => {
+                    s.pending.push((key.clone(), lines.clone()));
+                    largest.fetch_max(s.pending.len() as u64, Ordering::Relaxed);
+                }
+            }
+            s.waiting_since.get_or_insert_with(Instant::now);
+        }
+        self.notify.notify_one();
+    }
+
+    /// Everything waiting, in the order the keys first arrived.
+    pub fn take(&self) -> Taken {
+        let mut s = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if s.closed {
+            return Taken::Closed;
+        }
+        if s.pending.is_empty() {
+            return Taken::Nothing;
+        }
+        s.waiting_since = None;
+        Taken::Lines(std::mem::take(&mut s.pending).into_iter().map(|(_, l)| l).collect())
+    }
+
+    /// Wait for a put or a close.
+    pub async fn changed(&self) {
+        self.notify.notified().await
+    }
+
+    /// How long the oldest undelivered state has waited.
+    pub fn waiting_for(&self, now: Instant) -> Option<std::time::Duration> {
+        let s = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        s.waiting_since.map(|t| now.saturating_duration_since(t))
+    }
+
+    /// No more puts; the stream ends at its next take.
+    pub fn close(&self) {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+        self.notify.notify_one();
+    }
+}

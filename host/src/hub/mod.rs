@@ -1,0 +1,341 @@
+//! The SSE hub: the engine's rendered candle updates → every subscribed client.
+//!
+//! One task reads the engine's outputs. Each update's element is encoded once
+//! into its `data: elements` lines ([`sse::element_lines`]), kept as the
+//! current state of its (product, granularity), and the same bytes are put in
+//! the [`mailbox::Mailbox`] of every client subscribed to that key. A client's
+//! stream takes whatever waits and sends it as one event. A slow client skips
+//! intermediate states but always ends on the latest one, and never slows the
+//! engine or other clients; one that stays stuck past `stuck_after` is
+//! disconnected (its connection is cut).
+//!
+//! Element ids are per (product, granularity), so only the newest bucket of a
+//! key is shown: a late revision of an older bucket is stored by the writer
+//! but not pushed to browsers.
+
+pub mod mailbox;
+pub mod sse;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use spot_wire::Granularity;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::engine::EngineOutput;
+use mailbox::{Mailbox, Taken};
+
+/// A subscription key: one element on the page.
+pub type Key = (Arc<str>, Granularity);
+
+/// Limits of the hub.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Clients at once; more are refused (503).
+    pub max_clients: usize,
+    /// (product, granularity) pairs per client.
+    pub max_subscriptions: usize,
+    /// A client whose oldest undelivered state is older than this is cut off.
+    pub stuck_after: Duration,
+    /// A comment is sent after this long without an event.
+    pub keepalive: Duration,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            max_clients: 20_000,
+            max_subscriptions: 64,
+            stuck_after: Duration::from_secs(30),
+            keepalive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The hub's counters (exported as metrics).
+#[derive(Debug, Default)]
+pub struct HubStats {
+    /// Clients connected now.
+    pub clients: AtomicU64,
+    /// Connections accepted, ever.
+    pub connects: AtomicU64,
+    /// Clients gone (closed by themselves, cut off, or at shutdown).
+    pub disconnects: AtomicU64,
+    /// Clients cut off for being stuck.
+    pub stuck: AtomicU64,
+    /// Clients refused because `max_clients` were connected.
+    pub refused: AtomicU64,
+    /// Events written to clients.
+    pub events: AtomicU64,
+    /// States a slow client skipped (replaced before it took them).
+    pub skipped: AtomicU64,
+    /// Updates of an older bucket than the one shown (not pushed).
+    pub older_buckets: AtomicU64,
+    /// The most states any one mailbox held at once (bounded by its keys).
+    pub largest_mailbox: AtomicU64,
+}
+
+/// Why a subscription was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HubError {
+    #[error("too many clients")]
+    Full,
+    #[error("the server is shutting down")]
+    Closed,
+}
+
+/// The hub; clones share it.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: HubConfig,
+    state: Mutex<State>,
+    stats: HubStats,
+    next_client: AtomicU64,
+    next_event: AtomicU64,
+    /// Sync requests to the fan-out task (see [`Hub::sync`]).
+    syncs: Mutex<Option<mpsc::Sender<oneshot::Sender<()>>>>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The current state of every key: its bucket start and encoded lines.
+    current: HashMap<Key, (i64, Bytes)>,
+    subscribers: HashMap<Key, HashMap<u64, Arc<Mailbox>>>,
+    clients: HashMap<u64, Client>,
+    closed: bool,
+}
+
+struct Client {
+    mailbox: Arc<Mailbox>,
+    /// Cuts the client's connection (set by the HTTP layer).
+    kill: Option<Arc<Notify>>,
+}
+
+impl Hub {
+    /// A hub with no clients yet.
+    pub fn new(config: HubConfig) -> Self {
+        Hub {
+            inner: Arc::new(Inner {
+                config,
+                state: Mutex::new(State::default()),
+                stats: HubStats::default(),
+                next_client: AtomicU64::new(1),
+                next_event: AtomicU64::new(1),
+                syncs: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The hub's limits.
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    /// The hub's counters.
+    pub fn stats(&self) -> &HubStats {
+        &self.inner.stats
+    }
+
+    /// Fan out the outputs arriving on `input` (an engine subscription) until
+    /// it closes, and cut off stuck clients meanwhile.
+    pub fn spawn(&self, mut input: mpsc::Receiver<Arc<EngineOutput>>) -> tokio::task::JoinHandle<()> {
+        let hub = self.clone();
+        let (sync_tx, mut syncs) = mpsc::channel::<oneshot::Sender<()>>(16);
+        *self.inner.syncs.lock().unwrap_or_else(|p| p.into_inner()) = Some(sync_tx);
+        tokio::spawn(async move {
+            let every = (hub.inner.config.stuck_after / 4).max(Duration::from_millis(10));
+            let mut sweep = tokio::time::interval(every);
+            sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    out = input.recv() => match out {
+                        Some(out) => hub.publish(&out),
+                        None => break,
+                    },
+                    Some(done) = syncs.recv() => {
+                        while let Ok(out) = input.try_recv() {
+                            hub.publish(&out);
+                        }
+                        let _ = done.send(());
+                    }
+                    _ = sweep.tick() => hub.cut_stuck(),
+                }
+            }
+        })
+    }
+
+    /// Wait until every output already queued for the hub is in the mailboxes
+    /// (after an engine barrier: everything the engine emitted so far).
+    pub async fn sync(&self) -> Result<(), HubError> {
+        let tx = self.inner.syncs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let tx = tx.ok_or(HubError::Closed)?;
+        let (done, wait) = oneshot::channel();
+        tx.send(done).await.map_err(|_| HubError::Closed)?;
+        wait.await.map_err(|_| HubError::Closed)
+    }
+
+    /// Put one output's updates in the mailboxes of their subscribers.
+    pub fn publish(&self, out: &EngineOutput) {
+        let inner = &self.inner;
+        let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        let state = &mut *state;
+        for u in &out.updates {
+            if u.element.is_empty() {
+                continue; // the component failed to render it (counted by the engine)
+            }
+            let key: Key = (u.product.clone(), u.candle.granularity);
+            let start = u.candle.start;
+            if state.current.get(&key).is_some_and(|(shown, _)| *shown > start) {
+                inner.stats.older_buckets.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let lines = sse::element_lines(&u.element);
+            if let Some(subs) = state.subscribers.get(&key) {
+                for mailbox in subs.values() {
+                    mailbox.put(&key, &lines, &inner.stats.skipped, &inner.stats.largest_mailbox);
+                }
+            }
+            state.current.insert(key, (start, lines));
+        }
+    }
+
+    /// Subscribe to `keys`: the current state of each comes first, then every
+    /// update. `kill` cuts the client's connection if it gets stuck.
+    pub fn subscribe(&self, keys: Vec<Key>, kill: Option<Arc<Notify>>) -> Result<Subscription, HubError> {
+        let inner = &self.inner;
+        let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.closed {
+            return Err(HubError::Closed);
+        }
+        if state.clients.len() >= inner.config.max_clients {
+            inner.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(HubError::Full);
+        }
+        let id = inner.next_client.fetch_add(1, Ordering::Relaxed);
+        let mailbox = Arc::new(Mailbox::default());
+        for key in &keys {
+            if let Some((_, lines)) = state.current.get(key) {
+                mailbox.put(key, lines, &AtomicU64::new(0), &inner.stats.largest_mailbox);
+            }
+            state
+                .subscribers
+                .entry(key.clone())
+                .or_default()
+                .insert(id, mailbox.clone());
+        }
+        state.clients.insert(
+            id,
+            Client {
+                mailbox: mailbox.clone(),
+                kill,
+            },
+        );
+        inner.stats.clients.store(state.clients.len() as u64, Ordering::Relaxed);
+        inner.stats.connects.fetch_add(1, Ordering::Relaxed);
+        Ok(Subscription {
+            hub: self.inner.clone(),
+            id,
+            keys,
+            mailbox,
+            started: false,
+        })
+    }
+
+    /// End every stream (shutdown) and refuse new ones.
+    pub fn close(&self) {
+        let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.closed = true;
+        for c in state.clients.values() {
+            c.mailbox.close();
+        }
+    }
+
+    fn cut_stuck(&self) {
+        let now = Instant::now();
+        let limit = self.inner.config.stuck_after;
+        let state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, c) in &state.clients {
+            if c.mailbox.waiting_for(now).is_some_and(|w| w > limit) {
+                tracing::info!(client = id, "cutting off a client stuck for {limit:?}");
+                self.inner.stats.stuck.fetch_add(1, Ordering::Relaxed);
+                c.mailbox.close();
+                if let Some(kill) = &c.kill {
+                    kill.notify_one();
+                }
+            }
+        }
+    }
+}
+
+/// One client's stream of events.
+pub struct Subscription {
+    hub: Arc<Inner>,
+    id: u64,
+    keys: Vec<Key>,
+    mailbox: Arc<Mailbox>,
+    /// Something was sent already (the response head goes out with the first
+    /// bytes, so the first call never waits).
+    started: bool,
+}
+
+impl Subscription {
+    /// The next bytes to send: an event with everything waiting, a keep-alive
+    /// comment after a quiet `keepalive`, or `None` once the hub closed it.
+    pub async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            match self.mailbox.take() {
+                Taken::Closed => return None,
+                Taken::Lines(lines) => {
+                    self.started = true;
+                    let id = format!(
+                        "{}-{}",
+                        crate::engine::now_ms(),
+                        self.hub.next_event.fetch_add(1, Ordering::Relaxed)
+                    );
+                    self.hub.stats.events.fetch_add(1, Ordering::Relaxed);
+                    return Some(sse::event(&id, lines.iter()));
+                }
+                Taken::Nothing if !self.started => {
+                    self.started = true;
+                    return Some(Bytes::from_static(sse::KEEPALIVE));
+                }
+                Taken::Nothing => {
+                    if tokio::time::timeout(self.hub.config.keepalive, self.mailbox.changed())
+                        .await
+                        .is_err()
+                    {
+                        return Some(Bytes::from_static(sse::KEEPALIVE));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut state = self.hub.state.lock().unwrap_or_else(|p| p.into_inner());
+        for key in &self.keys {
+            if let Some(subs) = state.subscribers.get_mut(key) {
+                subs.remove(&self.id);
+                if subs.is_empty() {
+                    state.subscribers.remove(key);
+                }
+            }
+        }
+        state.clients.remove(&self.id);
+        self.hub
+            .stats
+            .clients
+            .store(state.clients.len() as u64, Ordering::Relaxed);
+        self.hub.stats.disconnects.fetch_add(1, Ordering::Relaxed);
+    }
+}
