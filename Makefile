@@ -42,6 +42,7 @@ components: toolchain
 bench: components
 	$(CARGO) bench -p spot-host --bench engine
 	$(CARGO) bench -p spot-host --bench storage
+	$(CARGO) bench -p spot-host --bench fanout -- 1000 10000
 
 lint:
 	$(CARGO) fmt --all -- --check
