@@ -204,8 +204,7 @@ fn clients(addr: &str, n: usize) {
                 s.write_all(req.as_bytes()).await.expect("send");
                 let mut buf = vec![0u8; 8192];
                 let mut first = true;
-                loop {
-                    let Ok(k) = s.read(&mut buf).await else { break };
+                while let Ok(k) = s.read(&mut buf).await {
                     if k == 0 {
                         break;
                     }
