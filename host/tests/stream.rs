@@ -241,6 +241,22 @@ async fn a_stuck_client_is_cut_off_and_a_gone_one_cleaned_up() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(stats.disconnects.load(Ordering::Relaxed), 2);
+    // And the metrics say so.
+    let m = http::get(addr, "/metrics").await;
+    assert_eq!(m.status, 200);
+    assert!(
+        m.header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4"))
+    );
+    for line in [
+        "spot_sse_clients 0",
+        "spot_sse_stuck_disconnects_total 1",
+        "spot_sse_disconnects_total 2",
+    ] {
+        assert!(m.body.lines().any(|l| l == line), "{line} missing from\n{}", m.body);
+    }
+    let trades = format!("spot_engine_trades_total {}", s.fed.len());
+    assert!(m.body.lines().any(|l| l == trades), "{trades}");
     s.server.stop().await;
 }
 

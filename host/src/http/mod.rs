@@ -6,10 +6,12 @@
 //! - [`stream`]: `GET /stream` (Datastar SSE from the [`crate::hub`]);
 //! - [`page`]: `GET /`;
 //! - [`api`]: `GET /api/candles`, `GET /api/products`;
-//! - [`health`]: `GET /healthz`, `GET /readyz`.
+//! - [`health`]: `GET /healthz`, `GET /readyz`;
+//! - [`metrics`]: `GET /metrics` (Prometheus text).
 
 pub mod api;
 pub mod health;
+pub mod metrics;
 pub mod page;
 pub mod query;
 pub mod serve;
@@ -80,6 +82,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/stream", get(stream::stream))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/products", get(api::products))
         .route("/api/candles", get(api::candles))
         .with_state(state)
