@@ -305,8 +305,11 @@ async fn swaps_during_a_continuous_feed_lose_and_double_nothing() {
 async fn a_restored_day_is_not_reported_again_as_newly_complete() {
     let loader = loader();
     // A real clock (first tick an hour away): the engine tells the time at start.
+    // Retention covers yesterday too: shortly after midnight UTC the restored
+    // hour lies in the previous day, which this test is not about dropping.
     let cfg = EngineConfig {
         clock: Some(std::time::Duration::from_secs(3600)),
+        retention: std::time::Duration::from_secs(2 * 86_400),
         ..config()
     };
     let engine = start(&loader, load(&loader, "spot_guest"), cfg);
