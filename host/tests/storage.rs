@@ -12,7 +12,7 @@ use deadpool_postgres::Pool;
 use spot_host::config::Config;
 use spot_host::engine::{CandleUpdate, Cause, EngineConfig, EngineOutput};
 use spot_host::server::{Options, Server};
-use spot_host::storage::upsert::{CandleRow, upsert};
+use spot_host::storage::upsert::{CandleRow, upsert, upsert_one};
 use spot_host::storage::{self, EXCHANGE, Writer, WriterConfig};
 use spot_testkit::pg::Cluster;
 use spot_wire::{Candle, Fixed, Granularity, Trade};

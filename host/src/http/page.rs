@@ -42,16 +42,7 @@ fn render(raw: Option<&str>, state: &AppState) -> Result<String, BadRequest> {
             None => return Err(BadRequest::new(axum::http::StatusCode::NOT_FOUND, "no products")),
         },
     };
-    let mut granularities = Vec::new();
-    for g in p.all("granularity") {
-        let g = query::granularity(g)?;
-        if !granularities.contains(&g) {
-            granularities.push(g);
-        }
-    }
-    if granularities.is_empty() {
-        granularities = Granularity::ALL.to_vec();
-    }
+    let granularities = query::granularities(&p)?;
 
     let mut stream = format!("/stream?product={}", url(&product));
     if granularities.len() < Granularity::ALL.len() {

@@ -94,6 +94,22 @@ pub fn granularity(value: &str) -> Result<Granularity, BadRequest> {
     ))
 }
 
+/// Every `granularity` value, without repeats, in the order given; all eight
+/// when none is given.
+pub fn granularities(p: &Params) -> Result<Vec<Granularity>, BadRequest> {
+    let mut out = Vec::new();
+    for value in p.all("granularity") {
+        let g = granularity(value)?;
+        if !out.contains(&g) {
+            out.push(g);
+        }
+    }
+    if out.is_empty() {
+        out = Granularity::ALL.to_vec();
+    }
+    Ok(out)
+}
+
 /// Unix seconds from 1970 to 9999.
 pub fn unix_seconds(value: &str, message: &'static str) -> Result<i64, BadRequest> {
     match value.parse::<i64>() {

@@ -11,7 +11,6 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use spot_wire::Granularity;
 
 use super::AppState;
 use super::query::{self, BadRequest, Params};
@@ -35,16 +34,7 @@ pub fn subscription(raw: Option<&str>, state: &AppState) -> Result<Vec<Key>, Bad
     if products.is_empty() {
         return Err(BadRequest::new(StatusCode::BAD_REQUEST, "product is required"));
     }
-    let mut granularities: Vec<Granularity> = Vec::new();
-    for value in p.all("granularity") {
-        let g = query::granularity(value)?;
-        if !granularities.contains(&g) {
-            granularities.push(g);
-        }
-    }
-    if granularities.is_empty() {
-        granularities = Granularity::ALL.to_vec();
-    }
+    let granularities = query::granularities(&p)?;
     if products.len() * granularities.len() > state.hub.config().max_subscriptions {
         return Err(BadRequest::new(StatusCode::BAD_REQUEST, "too many subscriptions"));
     }

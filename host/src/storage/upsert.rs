@@ -18,36 +18,47 @@ pub struct CandleRow<'a> {
     pub revision: i64,
 }
 
+/// The insert's column list, shared by both statements.
+macro_rules! insert_into {
+    () => {
+        r#"INSERT INTO live_candles AS c (exchange, product_id, granularity, "timestamp",
+    open, high, low, close, volume, trades, last_trade_id, complete, revision)
+"#
+    };
+}
+
 /// A write changes a stored row only when its revision is newer: a stale write
 /// (a retried batch, an instance that is shutting down) never wins.
-const UPSERT: &str = r#"
-INSERT INTO live_candles AS c (exchange, product_id, granularity, "timestamp",
-    open, high, low, close, volume, trades, last_trade_id, complete, revision)
-SELECT $1, u.product_id, u.granularity::granularity, to_timestamp(u.ts),
+macro_rules! on_conflict {
+    () => {
+        r#"
+ON CONFLICT (exchange, product_id, granularity, "timestamp") DO UPDATE SET
+    open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
+    volume = EXCLUDED.volume, trades = EXCLUDED.trades, last_trade_id = EXCLUDED.last_trade_id,
+    complete = EXCLUDED.complete, revision = EXCLUDED.revision, updated_at = now()
+WHERE c.revision < EXCLUDED.revision"#
+    };
+}
+
+/// The batch upsert: the columns bound as arrays, expanded with `UNNEST`.
+const UPSERT: &str = concat!(
+    insert_into!(),
+    r#"SELECT $1, u.product_id, u.granularity::granularity, to_timestamp(u.ts),
     u.open::numeric, u.high::numeric, u.low::numeric, u.close::numeric, u.volume::numeric,
     u.trades, u.last_trade_id, u.complete, u.revision
 FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[],
             $9::text[], $10::int4[], $11::int8[], $12::bool[], $13::int8[])
-    AS u(product_id, granularity, ts, open, high, low, close, volume, trades, last_trade_id, complete, revision)
-ON CONFLICT (exchange, product_id, granularity, "timestamp") DO UPDATE SET
-    open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
-    volume = EXCLUDED.volume, trades = EXCLUDED.trades, last_trade_id = EXCLUDED.last_trade_id,
-    complete = EXCLUDED.complete, revision = EXCLUDED.revision, updated_at = now()
-WHERE c.revision < EXCLUDED.revision
-"#;
+    AS u(product_id, granularity, ts, open, high, low, close, volume, trades, last_trade_id, complete, revision)"#,
+    on_conflict!()
+);
 
 /// The same write, one row per statement: the baseline the benchmark compares with.
-pub const UPSERT_ONE: &str = r#"
-INSERT INTO live_candles AS c (exchange, product_id, granularity, "timestamp",
-    open, high, low, close, volume, trades, last_trade_id, complete, revision)
-VALUES ($1, $2, $3::text::granularity, to_timestamp($4::int8), $5::text::numeric, $6::text::numeric,
-    $7::text::numeric, $8::text::numeric, $9::text::numeric, $10, $11, $12, $13)
-ON CONFLICT (exchange, product_id, granularity, "timestamp") DO UPDATE SET
-    open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
-    volume = EXCLUDED.volume, trades = EXCLUDED.trades, last_trade_id = EXCLUDED.last_trade_id,
-    complete = EXCLUDED.complete, revision = EXCLUDED.revision, updated_at = now()
-WHERE c.revision < EXCLUDED.revision
-"#;
+pub const UPSERT_ONE: &str = concat!(
+    insert_into!(),
+    r#"VALUES ($1, $2, $3::text::granularity, to_timestamp($4::int8), $5::text::numeric, $6::text::numeric,
+    $7::text::numeric, $8::text::numeric, $9::text::numeric, $10, $11, $12, $13)"#,
+    on_conflict!()
+);
 
 /// Write `rows` in one statement. The rows must have distinct keys (PostgreSQL
 /// refuses to update one row twice in a statement): the writer coalesces first.
