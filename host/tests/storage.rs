@@ -273,6 +273,13 @@ async fn the_writer_stores_the_last_state_of_every_key_and_never_a_stale_one() {
             .expect("older"),
         0
     );
+    // The one-row statement (the benchmark's baseline) obeys the same guard.
+    assert_eq!(
+        upsert_one(&client, EXCHANGE, row(&older, 11))
+            .await
+            .expect("older, one row"),
+        0
+    );
     let close: String = client
         .query_one("SELECT close::text FROM live_candles WHERE product_id = 'Z-USD'", &[])
         .await
