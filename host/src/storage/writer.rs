@@ -140,6 +140,7 @@ impl Writer {
             pending: HashMap::new(),
             oldest: None,
             in_flight: None,
+            in_flight_rows: 0,
             backoff: Duration::ZERO,
             retry_at: None,
             closing_since: None,
@@ -207,6 +208,8 @@ struct Task {
     /// When the oldest waiting key became dirty.
     oldest: Option<Instant>,
     in_flight: Option<JoinHandle<(Batch, Result<u64, StorageError>)>>,
+    /// Rows in the batch in flight (the batch itself is inside the task).
+    in_flight_rows: usize,
     backoff: Duration,
     retry_at: Option<Instant>,
     closing_since: Option<Instant>,
@@ -260,11 +263,15 @@ impl Task {
                     .closing_since
                     .is_some_and(|t| t.elapsed() >= self.config.drain_timeout)
                 {
-                    let lost = self.pending.len() + self.in_flight.as_ref().map_or(0, |_| 1);
+                    let lost = self.pending.len()
+                        + if self.in_flight.is_some() {
+                            self.in_flight_rows
+                        } else {
+                            0
+                        };
                     self.stats.lost_at_shutdown.store(lost as u64, Ordering::Relaxed);
                     tracing::error!(
-                        keys = self.pending.len(),
-                        in_flight = self.in_flight.is_some(),
+                        rows = lost,
                         "storage writer gave up at shutdown: the database stayed unreachable"
                     );
                     break;
@@ -365,6 +372,7 @@ impl Task {
         let pool = self.pool.clone();
         let exchange = self.exchange.clone();
         let timeout = self.config.statement_timeout;
+        self.in_flight_rows = batch.len();
         self.in_flight = Some(tokio::spawn(async move {
             let result = tokio::time::timeout(timeout, write(&pool, &exchange, &batch))
                 .await
