@@ -1,6 +1,9 @@
 //! The server's configuration, from the environment (SPEC §4; the seed's names).
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::feed::Credentials;
 
 /// A variable that is set but unusable.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +29,17 @@ pub struct Config {
     pub cache_dir: PathBuf,
     /// `DATASTAR_URL`: where the page loads the Datastar client from.
     pub datastar_url: String,
+    /// `COINBASE_WS_URL`: the market-data WebSocket.
+    pub coinbase_ws_url: String,
+    /// `COINBASE_REST_URL`: the REST base (products, candles for repairs).
+    pub coinbase_rest_url: String,
+    /// `COINBASE_API_KEY` + `COINBASE_PRIVATE_KEY`: sign subscribes with a JWT.
+    pub credentials: Option<Arc<Credentials>>,
+    /// `SHARD_INDEX` / `SHARD_COUNT`: this instance's share of the products.
+    pub shard_index: u32,
+    pub shard_count: u32,
+    /// `PRODUCTS_PER_CONNECTION`: the cap of products on one WebSocket.
+    pub products_per_connection: usize,
 }
 
 /// The default component, as `make run` and the container build it.
@@ -54,6 +68,49 @@ impl Config {
             Some(list) => Some(parse_products(&list)?),
         };
         let data_dir = PathBuf::from(get("SPOT_DATA_DIR").unwrap_or_else(|| "data".into()));
+        let credentials = match (
+            get("COINBASE_API_KEY").filter(|v| !v.trim().is_empty()),
+            get("COINBASE_PRIVATE_KEY").filter(|v| !v.trim().is_empty()),
+        ) {
+            (None, None) => None,
+            (Some(name), Some(key)) => Some(Arc::new(Credentials::new(&name, &key).map_err(|e| {
+                ConfigError::Invalid {
+                    var: "COINBASE_PRIVATE_KEY",
+                    reason: e.to_string(),
+                }
+            })?)),
+            (Some(_), None) => return Err(ConfigError::Missing("COINBASE_PRIVATE_KEY (COINBASE_API_KEY is set)")),
+            (None, Some(_)) => return Err(ConfigError::Missing("COINBASE_API_KEY (COINBASE_PRIVATE_KEY is set)")),
+        };
+        let shard_count = number(&get, "SHARD_COUNT", 1)?;
+        let shard_index = number(&get, "SHARD_INDEX", 0)?;
+        if shard_count == 0 || shard_index >= shard_count {
+            return Err(ConfigError::Invalid {
+                var: "SHARD_INDEX",
+                reason: format!("must be below SHARD_COUNT ({shard_count}), and SHARD_COUNT at least 1"),
+            });
+        }
+        let products_per_connection = number(&get, "PRODUCTS_PER_CONNECTION", 100)?;
+        if products_per_connection == 0 {
+            return Err(ConfigError::Invalid {
+                var: "PRODUCTS_PER_CONNECTION",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let url = |var: &'static str, default: &str, schemes: &[&str]| -> Result<String, ConfigError> {
+            let v = get(var)
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| default.into());
+            let v = v.trim().trim_end_matches('/').to_string();
+            if schemes.iter().any(|s| v.starts_with(&format!("{s}://"))) {
+                Ok(v)
+            } else {
+                Err(ConfigError::Invalid {
+                    var,
+                    reason: format!("must start with {}", schemes.join(":// or ") + "://"),
+                })
+            }
+        };
         Ok(Config {
             port,
             database_url,
@@ -63,7 +120,28 @@ impl Config {
             datastar_url: get("DATASTAR_URL")
                 .filter(|u| !u.trim().is_empty())
                 .unwrap_or_else(|| crate::http::page::DATASTAR_CDN.into()),
+            coinbase_ws_url: url(
+                "COINBASE_WS_URL",
+                "wss://advanced-trade-ws.coinbase.com",
+                &["wss", "ws"],
+            )?,
+            coinbase_rest_url: url("COINBASE_REST_URL", "https://api.coinbase.com", &["https", "http"])?,
+            credentials,
+            shard_index: shard_index as u32,
+            shard_count: shard_count as u32,
+            products_per_connection,
         })
+    }
+}
+
+/// An unsigned number variable, `default` when unset.
+fn number(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: usize) -> Result<usize, ConfigError> {
+    match get(var).filter(|v| !v.trim().is_empty()) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
+            var,
+            reason: "not a non-negative integer".into(),
+        }),
     }
 }
 
@@ -115,5 +193,31 @@ mod tests {
         assert!(config(&[("DATABASE_URL", "u"), ("PRODUCTS", "BTC-USD,<b>")]).is_err());
         assert!(config(&[("DATABASE_URL", "u"), ("PRODUCTS", " , ")]).is_err());
         assert!(config(&[("DATABASE_URL", "u"), ("PORT", "http")]).is_err());
+    }
+
+    #[test]
+    fn feed_settings_are_validated() {
+        let c = config(&[("DATABASE_URL", "u")]).unwrap();
+        assert_eq!(c.coinbase_ws_url, "wss://advanced-trade-ws.coinbase.com");
+        assert_eq!(c.coinbase_rest_url, "https://api.coinbase.com");
+        assert_eq!((c.shard_index, c.shard_count), (0, 1));
+        assert!(c.credentials.is_none());
+        let c = config(&[("DATABASE_URL", "u"), ("SHARD_INDEX", "2"), ("SHARD_COUNT", "3")]).unwrap();
+        assert_eq!((c.shard_index, c.shard_count), (2, 3));
+        for bad in [
+            &[("SHARD_INDEX", "3"), ("SHARD_COUNT", "3")][..],
+            &[("SHARD_COUNT", "0")],
+            &[("SHARD_INDEX", "-1")],
+            &[("COINBASE_WS_URL", "http://x")],
+            &[("COINBASE_REST_URL", "ftp://x")],
+            &[("PRODUCTS_PER_CONNECTION", "0")],
+            &[("COINBASE_API_KEY", "organizations/o/apiKeys/k")],
+            &[("COINBASE_API_KEY", "k"), ("COINBASE_PRIVATE_KEY", "not a key")],
+        ] {
+            let mut vars = vec![("DATABASE_URL", "u")];
+            vars.extend_from_slice(bad);
+            let e = config(&vars).expect_err(&format!("{bad:?}"));
+            assert!(!e.to_string().contains("not a key"), "the key never appears in errors");
+        }
     }
 }

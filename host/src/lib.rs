@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod feed;
 pub mod http;
 pub mod hub;
 pub mod server;

@@ -12,14 +12,12 @@ use tokio::sync::oneshot;
 
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig, EngineHandle, Limits, Loader, Sandbox};
+use crate::feed::{self, Feed, FeedConfig, FeedStats};
 use crate::http::{self, AppState};
 use crate::hub::{Hub, HubConfig};
 use crate::storage::pairs::TradingPair;
 use crate::storage::restore::{self, Restored};
 use crate::storage::{self, Writer, WriterConfig, WriterStats};
-
-/// Until product discovery lands with the feed, an unset `PRODUCTS` means these.
-pub const FALLBACK_PRODUCTS: &[&str] = &["BTC-USD", "ETH-USD", "SOL-USD"];
 
 /// Tunables that are not environment variables.
 #[derive(Debug, Clone)]
@@ -34,6 +32,9 @@ pub struct Options {
     pub database_wait: Duration,
     /// Bind HTTP here instead of `0.0.0.0:PORT` (tests use `127.0.0.1:0`).
     pub bind: Option<SocketAddr>,
+    /// The feed's tunables (its URLs come from the [`Config`]); `None` runs
+    /// without a feed (tests that drive the engine themselves).
+    pub feed: Option<FeedConfig>,
 }
 
 impl Default for Options {
@@ -46,6 +47,7 @@ impl Default for Options {
             restore_lookback: Duration::from_secs(3600),
             database_wait: Duration::from_secs(30),
             bind: None,
+            feed: Some(FeedConfig::default()),
         }
     }
 }
@@ -62,6 +64,7 @@ pub struct Server {
     stop_http: oneshot::Sender<()>,
     restored: Restored,
     products: Vec<String>,
+    feed: Option<Feed>,
 }
 
 impl Server {
@@ -82,14 +85,8 @@ impl Server {
         let engine = Engine::start(sandbox, options.engine.clone(), component)?;
         let handle = engine.handle();
 
-        let products = match &config.products {
-            Some(p) => p.clone(),
-            None => {
-                tracing::warn!(products = ?FALLBACK_PRODUCTS, "PRODUCTS is unset and discovery is not built yet");
-                FALLBACK_PRODUCTS.iter().map(|p| p.to_string()).collect()
-            }
-        };
         let exchange = options.writer.exchange.clone();
+        let products = resolve_products(config, &pool, &exchange).await?;
         let pairs: Vec<TradingPair> = products.iter().map(|p| TradingPair::from_id(p)).collect();
         storage::pairs::upsert(&pool, &exchange, &pairs).await?;
 
@@ -107,15 +104,35 @@ impl Server {
             "restored the open buckets"
         );
 
-        let state = Arc::new(AppState::new(
-            pool.clone(),
-            exchange,
-            products.clone(),
-            handle,
-            writer.stats().clone(),
-            hub.clone(),
-            config.datastar_url.clone(),
-        ));
+        // The feed starts after the restore: the component then knows the last
+        // stored trade id of every product, so trades missed while this
+        // instance was down show up as a gap and get repaired.
+        let feed = match &options.feed {
+            None => None,
+            Some(f) => {
+                let f = FeedConfig {
+                    ws_url: config.coinbase_ws_url.clone(),
+                    rest_url: config.coinbase_rest_url.clone(),
+                    products_per_connection: config.products_per_connection,
+                    ..f.clone()
+                };
+                let shard = (config.shard_index, config.shard_count);
+                Some(Feed::start(f, config.credentials.clone(), &products, handle.clone(), shard).await?)
+            }
+        };
+
+        let state = Arc::new(
+            AppState::new(
+                pool.clone(),
+                exchange,
+                products.clone(),
+                handle,
+                writer.stats().clone(),
+                hub.clone(),
+                config.datastar_url.clone(),
+            )
+            .with_feed(feed.as_ref().map(|f| f.stats().clone())),
+        );
         let bind = options
             .bind
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], config.port)));
@@ -144,7 +161,13 @@ impl Server {
             stop_http,
             restored,
             products,
+            feed,
         })
+    }
+
+    /// The feed's counters (`None` without a feed).
+    pub fn feed_stats(&self) -> Option<&Arc<FeedStats>> {
+        self.feed.as_ref().map(|f| f.stats())
     }
 
     /// The HTTP address.
@@ -193,6 +216,9 @@ impl Server {
     /// Drain and stop: streams end and HTTP stops taking requests, the engine
     /// finishes its queued input, the writer stores what it holds.
     pub async fn stop(self) {
+        if let Some(f) = self.feed {
+            f.stop().await;
+        }
         self.hub.close();
         let _ = self.stop_http.send(());
         self.engine.shutdown().await;
@@ -205,6 +231,35 @@ impl Server {
             Err(_) => tracing::warn!("HTTP connections still open at shutdown"),
         }
     }
+}
+
+/// `PRODUCTS`, or the exchange's online spot products; this shard's share.
+/// When the exchange cannot be asked, the products stored by the previous run.
+async fn resolve_products(config: &Config, pool: &Pool, exchange: &str) -> anyhow::Result<Vec<String>> {
+    let (index, count) = (config.shard_index, config.shard_count);
+    let found = feed::products(&config.coinbase_rest_url, config.products.as_deref(), index, count).await;
+    let products = match found {
+        Ok(p) => p,
+        Err(e) => {
+            let stored: Vec<String> = storage::pairs::list(pool, exchange)
+                .await?
+                .into_iter()
+                .map(|p| p.product_id)
+                .collect();
+            let mine = feed::shard::select(&stored, index, count);
+            anyhow::ensure!(!mine.is_empty(), "cannot list the products ({e}) and none are stored");
+            tracing::warn!(error = %e, products = mine.len(), "cannot list the products; using the stored ones");
+            mine
+        }
+    };
+    anyhow::ensure!(!products.is_empty(), "shard {index} of {count} has no products");
+    tracing::info!(
+        products = products.len(),
+        shard = index,
+        shards = count,
+        "products selected"
+    );
+    Ok(products)
 }
 
 async fn wait_for_database(pool: &Pool, wait: Duration) -> anyhow::Result<()> {

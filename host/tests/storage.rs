@@ -374,6 +374,7 @@ fn server_options() -> Options {
         },
         limits: common::test_limits(),
         bind: Some(([127, 0, 0, 1], 0).into()),
+        feed: None,
         ..Options::default()
     }
 }

@@ -42,6 +42,7 @@ async fn setup(products: u32, hub: HubConfig) -> Setup {
         limits: common::test_limits(),
         hub,
         bind: Some(([127, 0, 0, 1], 0).into()),
+        feed: None,
         ..Options::default()
     };
     let server = Server::start(&config, options).await.expect("start");

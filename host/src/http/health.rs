@@ -40,6 +40,7 @@ pub struct Readiness {
     database: Check,
     writer: Check,
     component: Check,
+    feed: Check,
 }
 
 /// Readiness: the database answers, the writer is keeping up, the component
@@ -59,11 +60,26 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Rea
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("the engine did not answer within 2 s".into()),
     };
+    // The feed is ready once every connection has subscribed at least once;
+    // a later reconnect does not make the instance unready (it still serves).
+    let feed = match &state.feed {
+        None => Ok(()),
+        Some(f) if f.all_started() => Ok(()),
+        Some(f) => Err(format!(
+            "{} of {} connections subscribed so far",
+            f.connections
+                .iter()
+                .filter(|c| c.sessions.load(std::sync::atomic::Ordering::Relaxed) > 0)
+                .count(),
+            f.connections.len()
+        )),
+    };
     let r = Readiness {
-        ready: database.is_ok() && writer.is_ok() && component.is_ok(),
+        ready: database.is_ok() && writer.is_ok() && component.is_ok() && feed.is_ok(),
         database: Check::from(database),
         writer: Check::from(writer),
         component: Check::from(component),
+        feed: Check::from(feed),
     };
     let status = if r.ready {
         StatusCode::OK

@@ -152,6 +152,10 @@ pub fn render(state: &AppState) -> String {
         u8::from(w.healthy()),
     );
 
+    if let Some(f) = &state.feed {
+        feed(&mut o, f);
+    }
+
     let h = state.hub.stats();
     o.one(
         "spot_sse_clients",
@@ -196,6 +200,126 @@ pub fn render(state: &AppState) -> String {
         h.skipped.load(Relaxed),
     );
     o.0
+}
+
+fn feed(o: &mut Out, f: &crate::feed::FeedStats) {
+    let counters: [(&str, &str, &std::sync::atomic::AtomicU64); 20] = [
+        (
+            "spot_feed_connect_attempts_total",
+            "WebSocket connection attempts.",
+            &f.connect_attempts,
+        ),
+        (
+            "spot_feed_reconnects_total",
+            "Sessions that ended and were retried.",
+            &f.reconnects,
+        ),
+        ("spot_feed_frames_total", "Frames received.", &f.frames),
+        ("spot_feed_bytes_total", "Bytes of frames received.", &f.bytes),
+        ("spot_feed_trades_total", "Trades handed to the engine.", &f.trades),
+        ("spot_feed_heartbeats_total", "Heartbeats received.", &f.heartbeats),
+        (
+            "spot_feed_malformed_frames_total",
+            "Frames that were not a message.",
+            &f.malformed_frames,
+        ),
+        (
+            "spot_feed_bad_trades_total",
+            "Trades refused for a bad field.",
+            &f.bad_trades,
+        ),
+        (
+            "spot_feed_foreign_trades_total",
+            "Trades of products not subscribed on that connection.",
+            &f.foreign_trades,
+        ),
+        (
+            "spot_feed_sequence_jumps_total",
+            "sequence_num jumps (frames possibly lost).",
+            &f.sequence_jumps,
+        ),
+        (
+            "spot_feed_watchdog_timeouts_total",
+            "Connections silent past the watchdog.",
+            &f.watchdog_timeouts,
+        ),
+        (
+            "spot_feed_server_closes_total",
+            "Close frames from the server.",
+            &f.server_closes,
+        ),
+        ("spot_feed_errors_total", "Error messages from the server.", &f.errors),
+        (
+            "spot_feed_auth_failures_total",
+            "Authentication failures.",
+            &f.auth_failures,
+        ),
+        ("spot_feed_gaps_total", "Trade-id gaps queued for repair.", &f.gaps),
+        ("spot_feed_repairs_total", "Repair requests that succeeded.", &f.repairs),
+        (
+            "spot_feed_repaired_minutes_total",
+            "Minutes replaced by REST candles.",
+            &f.repaired_minutes,
+        ),
+        (
+            "spot_feed_repair_failures_total",
+            "Repair requests that failed.",
+            &f.repair_failures,
+        ),
+        (
+            "spot_feed_rest_throttled_total",
+            "REST answers 429 or 401.",
+            &f.rest_throttled,
+        ),
+        (
+            "spot_feed_repairs_pending",
+            "Repair windows waiting.",
+            &f.repairs_pending,
+        ),
+    ];
+    for (name, help, v) in counters {
+        let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+        o.one(name, kind, help, v.load(Relaxed));
+    }
+    o.one(
+        "spot_feed_connections_live",
+        "gauge",
+        "Connections subscribed and receiving.",
+        f.live(),
+    );
+    let shard = format!("shard=\"{}\"", f.shard_index);
+    o.family(
+        "spot_feed_connection_state",
+        "gauge",
+        "Per connection: 0 backoff, 1 connecting, 2 subscribing, 3 live, 4 stopped.",
+    );
+    for (i, c) in f.connections.iter().enumerate() {
+        o.sample(
+            "spot_feed_connection_state",
+            &format!("{shard},connection=\"{i}\""),
+            c.state() as u8,
+        );
+    }
+    o.family("spot_feed_connection_trades_total", "counter", "Trades per connection.");
+    for (i, c) in f.connections.iter().enumerate() {
+        o.sample(
+            "spot_feed_connection_trades_total",
+            &format!("{shard},connection=\"{i}\""),
+            c.trades.load(Relaxed),
+        );
+    }
+    o.family(
+        "spot_feed_connection_reconnects_total",
+        "counter",
+        "Reconnects per connection.",
+    );
+    for (i, c) in f.connections.iter().enumerate() {
+        o.sample(
+            "spot_feed_connection_reconnects_total",
+            &format!("{shard},connection=\"{i}\""),
+            c.reconnects.load(Relaxed),
+        );
+    }
 }
 
 /// The route.

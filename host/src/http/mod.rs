@@ -25,6 +25,7 @@ use axum::routing::get;
 use deadpool_postgres::Pool;
 
 use crate::engine::EngineHandle;
+use crate::feed::FeedStats;
 use crate::hub::Hub;
 use crate::storage::WriterStats;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub hub: Hub,
     /// Where the page loads the Datastar client from.
     pub datastar_url: String,
+    /// The feed's counters (`None` when running without a feed).
+    pub feed: Option<Arc<FeedStats>>,
 }
 
 impl AppState {
@@ -66,7 +69,14 @@ impl AppState {
             writer,
             hub,
             datastar_url,
+            feed: None,
         }
+    }
+
+    /// Report the feed's counters in `/metrics` and `/readyz`.
+    pub fn with_feed(mut self, feed: Option<Arc<FeedStats>>) -> Self {
+        self.feed = feed;
+        self
     }
 
     /// Whether this instance serves `product`.

@@ -1,0 +1,60 @@
+//! `fake-coinbase`: the fake market-data service on fixed ports, with a
+//! synthetic market on the wall clock, for the offline demo.
+//!
+//! `fake-coinbase [--ws ADDR] [--rest ADDR] [--products N] [--rate TRADES_PER_S]`
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use spot_fake_coinbase::{Fake, FakeConfig};
+
+const NAMES: &[&str] = &[
+    "BTC", "ETH", "SOL", "XRP", "ADA", "DOGE", "AVAX", "LINK", "DOT", "LTC", "BCH", "UNI", "ATOM", "XLM", "ETC", "FIL",
+    "APT", "ARB", "OP", "NEAR",
+];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let mut ws: SocketAddr = "127.0.0.1:8701".parse()?;
+    let mut rest: SocketAddr = "127.0.0.1:8702".parse()?;
+    let mut products = 5usize;
+    let mut rate = 20u64;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--ws" => ws = value()?.parse().context("--ws")?,
+            "--rest" => rest = value()?.parse().context("--rest")?,
+            "--products" => products = value()?.parse().context("--products")?,
+            "--rate" => rate = value()?.parse().context("--rate")?,
+            "-h" | "--help" => {
+                println!("fake-coinbase [--ws 127.0.0.1:8701] [--rest 127.0.0.1:8702] [--products 5] [--rate 20]");
+                return Ok(());
+            }
+            other => anyhow::bail!("unknown argument {other}"),
+        }
+    }
+    let names: Vec<String> = (0..products)
+        .map(|i| match NAMES.get(i) {
+            Some(n) => format!("{n}-USD"),
+            None => format!("T{i}-USD"),
+        })
+        .collect();
+    let fake = Fake::start_on(
+        FakeConfig {
+            products: names.clone(),
+            ..FakeConfig::default()
+        },
+        ws,
+        rest,
+    )
+    .await
+    .context("starting the fake")?;
+    let _market = fake.run_market(rate);
+    tracing::info!(ws = %fake.ws_url(), rest = %fake.rest_url(), products = ?names, rate, "fake Coinbase running");
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

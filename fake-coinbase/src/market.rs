@@ -1,0 +1,244 @@
+//! The fake's market: consecutive trade ids per product, a random walk of
+//! prices, and the log of every trade made. Candles computed directly from
+//! the log are the truth tests compare the service's candles with.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use spot_wire::Fixed;
+
+/// One trade as the fake made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeTrade {
+    pub product: Arc<str>,
+    pub trade_id: u64,
+    pub price: Fixed,
+    pub size: Fixed,
+    /// `BUY` or `SELL` (the maker side).
+    pub side: &'static str,
+    /// Unix microseconds.
+    pub time_us: i64,
+    /// Logged, never sent over the WebSocket.
+    pub withheld: bool,
+}
+
+/// One candle computed from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefCandle {
+    /// Bucket start, unix seconds.
+    pub start: i64,
+    pub open: Fixed,
+    pub high: Fixed,
+    pub low: Fixed,
+    pub close: Fixed,
+    pub volume: Fixed,
+    pub trades: u32,
+}
+
+struct Book {
+    name: Arc<str>,
+    next_id: u64,
+    /// Price in cents.
+    cents: i64,
+    withhold: usize,
+}
+
+/// The products, their books and the log.
+pub struct Market {
+    books: Vec<Book>,
+    index: HashMap<String, usize>,
+    log: Vec<FakeTrade>,
+    rng: u64,
+}
+
+impl Market {
+    /// A market of `products`, prices and sizes drawn from `seed`.
+    pub fn new(products: &[String], seed: u64) -> Self {
+        let mut m = Market {
+            books: Vec::new(),
+            index: HashMap::new(),
+            log: Vec::new(),
+            rng: seed.max(1),
+        };
+        for p in products {
+            m.book(p);
+        }
+        m
+    }
+
+    fn next(&mut self, modulo: u64) -> u64 {
+        let s = &mut self.rng;
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        *s % modulo.max(1)
+    }
+
+    fn book(&mut self, product: &str) -> usize {
+        if let Some(&i) = self.index.get(product) {
+            return i;
+        }
+        let i = self.books.len();
+        let start_cents = 1_000 + self.next(10_000_000) as i64;
+        // Real ids are large; start somewhere that is not 0 or 1.
+        let next_id = 100_000 + self.next(1_000_000);
+        self.books.push(Book {
+            name: Arc::from(product),
+            next_id,
+            cents: start_cents,
+            withhold: 0,
+        });
+        self.index.insert(product.to_string(), i);
+        i
+    }
+
+    /// The next `n` trades of `product` are withheld.
+    pub fn withhold(&mut self, product: &str, n: usize) {
+        let i = self.book(product);
+        self.books[i].withhold += n;
+    }
+
+    /// Make one trade of `product` at `time_ms`.
+    pub fn trade(&mut self, product: &str, time_ms: i64) -> FakeTrade {
+        let i = self.book(product);
+        self.trade_of(i, time_ms * 1000)
+    }
+
+    fn trade_of(&mut self, i: usize, time_us: i64) -> FakeTrade {
+        let step = self.next(21) as i64 - 10;
+        let size_units = 1 + self.next(1_000_000_000);
+        let side = if self.next(2) == 0 { "BUY" } else { "SELL" };
+        let b = &mut self.books[i];
+        b.cents = (b.cents + step).max(1);
+        let id = b.next_id;
+        b.next_id += 1;
+        let withheld = b.withhold > 0;
+        if withheld {
+            b.withhold -= 1;
+        }
+        let t = FakeTrade {
+            product: b.name.clone(),
+            trade_id: id,
+            price: Fixed::from_units(b.cents as i128 * 10_000_000_000_000_000),
+            // 8 decimals, like Coinbase sizes.
+            size: Fixed::from_units(size_units as i128 * 10_000_000_000),
+            side,
+            time_us,
+            withheld,
+        };
+        self.log.push(t.clone());
+        t
+    }
+
+    /// `n` trades at `time_ms` over randomly chosen products.
+    pub fn random_trades(&mut self, n: usize, time_ms: i64) -> Vec<FakeTrade> {
+        if self.books.is_empty() {
+            return Vec::new();
+        }
+        (0..n)
+            .map(|k| {
+                let i = self.next(self.books.len() as u64) as usize;
+                self.trade_of(i, time_ms * 1000 + k as i64)
+            })
+            .collect()
+    }
+
+    /// Every trade made, in order.
+    pub fn log(&self) -> &[FakeTrade] {
+        &self.log
+    }
+
+    /// The last `n` trades of `product` that were not withheld, newest first.
+    pub fn recent(&self, product: &str, n: usize) -> Vec<FakeTrade> {
+        self.log
+            .iter()
+            .rev()
+            .filter(|t| &*t.product == product && !t.withheld)
+            .take(n)
+            .cloned()
+            .collect()
+    }
+
+    /// The products, in the order they were created.
+    pub fn products(&self) -> Vec<String> {
+        self.books.iter().map(|b| b.name.to_string()).collect()
+    }
+
+    /// Candles of `product` at `granularity` seconds from the whole log
+    /// (open = lowest trade id, close = highest), ascending, empty buckets omitted.
+    pub fn candles(&self, product: &str, granularity: i64) -> Vec<RefCandle> {
+        let mut buckets: BTreeMap<i64, (u64, u64, RefCandle)> = BTreeMap::new();
+        for t in self.log.iter().filter(|t| &*t.product == product) {
+            let start = t.time_us.div_euclid(1_000_000).div_euclid(granularity) * granularity;
+            let e = buckets.entry(start).or_insert_with(|| {
+                (
+                    t.trade_id,
+                    t.trade_id,
+                    RefCandle {
+                        start,
+                        open: t.price,
+                        high: t.price,
+                        low: t.price,
+                        close: t.price,
+                        volume: Fixed::ZERO,
+                        trades: 0,
+                    },
+                )
+            });
+            let (first, last, c) = e;
+            if t.trade_id <= *first {
+                *first = t.trade_id;
+                c.open = t.price;
+            }
+            if t.trade_id >= *last {
+                *last = t.trade_id;
+                c.close = t.price;
+            }
+            c.high = c.high.max(t.price);
+            c.low = c.low.min(t.price);
+            c.volume = c.volume.saturating_add(t.size);
+            c.trades += 1;
+        }
+        buckets.into_values().map(|(_, _, c)| c).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_consecutive_and_candles_follow_ids() {
+        let mut m = Market::new(&["A-USD".into()], 7);
+        let a = m.trade("A-USD", 60_000);
+        let b = m.trade("A-USD", 60_500);
+        let c = m.trade("A-USD", 120_000);
+        assert_eq!(b.trade_id, a.trade_id + 1);
+        assert_eq!(c.trade_id, b.trade_id + 1);
+        let minutes = m.candles("A-USD", 60);
+        assert_eq!(minutes.len(), 2);
+        assert_eq!(minutes[0].start, 60);
+        assert_eq!(minutes[0].open, a.price);
+        assert_eq!(minutes[0].close, b.price);
+        assert_eq!(minutes[0].volume, a.size.saturating_add(b.size));
+        assert_eq!(minutes[1].trades, 1);
+        let hour = m.candles("A-USD", 3600);
+        assert_eq!(hour.len(), 1);
+        assert_eq!(hour[0].high, a.price.max(b.price).max(c.price));
+    }
+
+    #[test]
+    fn withheld_trades_are_logged_but_not_recent() {
+        let mut m = Market::new(&["A-USD".into()], 7);
+        m.trade("A-USD", 0);
+        m.withhold("A-USD", 2);
+        let w = m.trade("A-USD", 1);
+        m.trade("A-USD", 2);
+        let last = m.trade("A-USD", 3);
+        assert!(w.withheld && !last.withheld);
+        assert_eq!(m.log().len(), 4);
+        let recent = m.recent("A-USD", 10);
+        assert_eq!(recent.len(), 2);
+        assert_eq!(recent[0].trade_id, last.trade_id);
+    }
+}
