@@ -5,7 +5,7 @@ WASM_TARGET := wasm32-wasip2
 COMPONENT_DIR := target/$(WASM_TARGET)/component
 COMPONENT_PATH ?= $(COMPONENT_DIR)/spot_guest.wasm
 
-.PHONY: run test components toolchain bench lint fmt clean
+.PHONY: run demo test components toolchain bench lint fmt clean
 
 DEV_PG_DIR ?= data/postgres
 DEV_PG_PORT ?= 5433
@@ -20,6 +20,24 @@ run: components
 		echo "DATABASE_URL unset: using the local PostgreSQL at $$DATABASE_URL"; \
 	fi; \
 	DATABASE_URL=$$DATABASE_URL COMPONENT_PATH=$(COMPONENT_PATH) ./target/release/spot-server
+
+## `make run` against the fake Coinbase (offline): a synthetic market of
+## DEMO_PRODUCTS products at DEMO_RATE trades/s on 127.0.0.1:8701 (WS) and 8702 (REST).
+DEMO_PRODUCTS ?= 5
+DEMO_RATE ?= 20
+demo: components
+	$(CARGO) build --release -p spot-host --bin spot-server -p spot-fake-coinbase --bin fake-coinbase
+	@if [ -z "$$DATABASE_URL" ]; then \
+		$(CARGO) build -q --release -p spot-testkit --bin spot-dev-postgres && \
+		DATABASE_URL=$$(./target/release/spot-dev-postgres $(DEV_PG_DIR) $(DEV_PG_PORT)) || exit 1; \
+	fi; \
+	./target/release/fake-coinbase --ws 127.0.0.1:8701 --rest 127.0.0.1:8702 \
+		--products $(DEMO_PRODUCTS) --rate $(DEMO_RATE) & fake=$$!; \
+	trap "kill $$fake 2>/dev/null" EXIT; \
+	echo; echo "  spot demo: open http://localhost:$${PORT:-8080}/  (Ctrl-C stops)"; echo; \
+	DATABASE_URL=$$DATABASE_URL COMPONENT_PATH=$(COMPONENT_PATH) \
+		COINBASE_WS_URL=ws://127.0.0.1:8701 COINBASE_REST_URL=http://127.0.0.1:8702 \
+		./target/release/spot-server
 
 ## Build everything and run every test.
 test: components
@@ -37,12 +55,14 @@ components: toolchain
 		-p spot-guest -p spot-test-misbehave -p spot-test-wrong-contract -p spot-test-foreign-import
 	@ls -l $(COMPONENT_DIR)/*.wasm
 
-## Benchmarks: engine (component vs native, render, swap pause, day import)
-## and storage (the writer vs one upsert per row and raw UNNEST).
+## Benchmarks: engine (component vs native, render, swap pause, day import),
+## storage (the writer vs one upsert per row and raw UNNEST), SSE fan-out,
+## and feed parse throughput (vs a generic JSON parse).
 bench: components
 	$(CARGO) bench -p spot-host --bench engine
 	$(CARGO) bench -p spot-host --bench storage
 	$(CARGO) bench -p spot-host --bench fanout -- 1000 10000
+	$(CARGO) bench -p spot-host --bench feed
 
 lint:
 	$(CARGO) fmt --all -- --check
