@@ -540,7 +540,7 @@ async fn the_server_discovers_its_products_and_stores_what_the_feed_brings() {
         feed: Some(feed_config(&fake)),
         ..Options::default()
     };
-    let server = Server::start(&config, options).await.expect("start");
+    let server = Server::start(&config, options.clone()).await.expect("start");
     assert_eq!(
         server.products(),
         products.as_slice(),
@@ -561,11 +561,37 @@ async fn the_server_discovers_its_products_and_stores_what_the_feed_brings() {
 
     // Stored rows at every granularity equal the fake's log (the withheld
     // trades came back through a repair).
+    stored_equal_log(&server, &fake, &products).await;
+    assert!(stats.repairs.load(Relaxed) >= 1);
+    let metrics = common::http::get(server.addr(), "/metrics").await.body;
+    for name in [
+        "spot_feed_trades_total",
+        "spot_feed_repairs_total",
+        "spot_feed_connection_state{shard=\"0\",connection=\"0\"} 3",
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}");
+    }
+    server.stop().await;
+
+    // Down while 80 trades happen: more than the 50 the snapshot re-sends.
+    // The restored last trade id makes the rest a gap, repaired from REST.
+    fake.emit(&products[0], 80, t + 200_000);
+    let server = Server::start(&config, options).await.expect("restart");
+    stored_equal_log(&server, &fake, &products).await;
+    assert!(
+        server.feed_stats().expect("feed").repairs.load(Relaxed) >= 1,
+        "the downtime was repaired"
+    );
+    server.stop().await;
+}
+
+/// Wait until the stored rows of every granularity equal the fake's log.
+async fn stored_equal_log(server: &spot_host::server::Server, fake: &Fake, products: &[String]) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         server.sync().await.expect("sync");
         let mut diff = Vec::new();
-        for p in &products {
+        for p in products {
             for g in Granularity::ALL {
                 let want = fake.candles(p, g.seconds());
                 let have =
@@ -587,23 +613,14 @@ async fn the_server_discovers_its_products_and_stores_what_the_feed_brings() {
             }
         }
         if diff.is_empty() {
-            break;
+            return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
             "stored candles differ:\n{}",
             diff.join("\n")
         );
+        // The rows change when the feed's next frame or repair lands: poll.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(stats.repairs.load(Relaxed) >= 1);
-    let metrics = common::http::get(server.addr(), "/metrics").await.body;
-    for name in [
-        "spot_feed_trades_total",
-        "spot_feed_repairs_total",
-        "spot_feed_connection_state{shard=\"0\",connection=\"0\"} 3",
-    ] {
-        assert!(metrics.contains(name), "/metrics lacks {name}");
-    }
-    server.stop().await;
 }
