@@ -281,6 +281,15 @@ impl Fake {
         q.extend(statuses.iter().copied());
     }
 
+    /// Forget the statuses queued by [`Fake::fail_candle_requests`].
+    pub fn clear_candle_failures(&self) {
+        self.shared
+            .rest_faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
     /// Every trade made so far (including withheld ones), in order made.
     pub fn log(&self) -> Vec<FakeTrade> {
         self.shared.market().log().to_vec()

@@ -117,7 +117,18 @@ impl Server {
                     ..f.clone()
                 };
                 let shard = (config.shard_index, config.shard_count);
-                Some(Feed::start(f, config.credentials.clone(), &products, handle.clone(), shard).await?)
+                let log = storage::repairs::RepairLog::new(pool.clone(), &exchange);
+                Some(
+                    Feed::start(
+                        f,
+                        config.credentials.clone(),
+                        &products,
+                        handle.clone(),
+                        shard,
+                        Some(log),
+                    )
+                    .await?,
+                )
             }
         };
 

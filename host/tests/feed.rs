@@ -144,7 +144,7 @@ impl Setup {
         let collector = Collector::start(&engine.handle()).await;
         let mut config = feed_config(&fake);
         tweak(&mut config);
-        let feed = Feed::start(config, creds.map(Arc::new), &products, engine.handle(), (0, 1))
+        let feed = Feed::start(config, creds.map(Arc::new), &products, engine.handle(), (0, 1), None)
             .await
             .expect("feed");
         Setup {
@@ -576,12 +576,42 @@ async fn the_server_discovers_its_products_and_stores_what_the_feed_brings() {
     // Down while 80 trades happen: more than the 50 the snapshot re-sends.
     // The restored last trade id makes the rest a gap, repaired from REST.
     fake.emit(&products[0], 80, t + 200_000);
-    let server = Server::start(&config, options).await.expect("restart");
+    let server = Server::start(&config, options.clone()).await.expect("restart");
     stored_equal_log(&server, &fake, &products).await;
     assert!(
         server.feed_stats().expect("feed").repairs.load(Relaxed) >= 1,
         "the downtime was repaired"
     );
+
+    // A gap whose repair cannot happen before the process stops (REST fails)
+    // is remembered in the database and done by the next start.
+    fake.fail_candle_requests(&[500; 10_000]);
+    fake.withhold(&products[1], 2);
+    fake.emit(&products[1], 2, t + 250_000);
+    fake.emit(&products[1], 3, t + 251_000);
+    let stats = server.feed_stats().expect("feed").clone();
+    let log = spot_host::storage::repairs::RepairLog::new(server.pool().clone(), "coinbase");
+    wait_until("the repair fails", Duration::from_secs(30), || {
+        stats.repair_failures.load(Relaxed) >= 1
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while log.pending().await.expect("pending").is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the window was never recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop().await;
+    fake.clear_candle_failures();
+    let server = Server::start(&config, options).await.expect("second restart");
+    stored_equal_log(&server, &fake, &products).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !log.pending().await.expect("pending").is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the done repair is still pending"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.stop().await;
 }
 

@@ -160,18 +160,24 @@ async fn migrations_apply_twice_concurrently_and_revert() {
     let outputs = [a.stdout, b.stdout].map(|o| String::from_utf8_lossy(&o).trim().to_string());
     let mut sorted = outputs.to_vec();
     sorted.sort();
-    assert_eq!(sorted, ["applied: [1]", "applied: []"], "exactly one process applies");
+    let all: Vec<i32> = storage::migrate::MIGRATIONS.iter().map(|m| m.version).collect();
+    assert_eq!(all, (1..=all.len() as i32).collect::<Vec<_>>(), "numbered 1, 2, …");
+    assert_eq!(
+        sorted,
+        [format!("applied: {all:?}"), "applied: []".to_string()],
+        "exactly one process applies"
+    );
 
     let pool = storage::pool(&url, 2).expect("pool");
     let client = pool.get().await.expect("connection");
     let versions: Vec<i32> = client
-        .query("SELECT version FROM schema_migrations", &[])
+        .query("SELECT version FROM schema_migrations ORDER BY version", &[])
         .await
         .expect("select")
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, all);
     let fillfactor: String = client
         .query_one(
             "SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = 'live_candles'",
@@ -187,14 +193,14 @@ async fn migrations_apply_twice_concurrently_and_revert() {
     storage::migrate::revert_all(&mut client).await.expect("revert");
     let tables: i64 = client
         .query_one(
-            "SELECT count(*) FROM pg_tables WHERE tablename IN ('live_candles', 'trading_pairs')",
+            "SELECT count(*) FROM pg_tables WHERE tablename IN ('live_candles', 'trading_pairs', 'pending_repairs')",
             &[],
         )
         .await
         .expect("count")
         .get(0);
     assert_eq!(tables, 0);
-    assert_eq!(storage::migrate::migrate(&mut client).await.expect("up again"), vec![1]);
+    assert_eq!(storage::migrate::migrate(&mut client).await.expect("up again"), all);
 }
 
 #[tokio::test]

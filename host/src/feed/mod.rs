@@ -32,6 +32,7 @@ use rest::Rest;
 pub use stats::{ConnState, FeedStats};
 
 use crate::engine::{EngineError, EngineHandle};
+use crate::storage::repairs::RepairLog;
 
 /// Where the feed connects and how it behaves.
 #[derive(Debug, Clone)]
@@ -100,6 +101,8 @@ pub enum FeedError {
     Rest(#[from] rest::RestError),
     #[error("engine: {0}")]
     Engine(#[from] EngineError),
+    #[error("reading the pending repairs: {0}")]
+    Storage(#[from] crate::storage::StorageError),
 }
 
 /// The product universe of this instance: `explicit` (PRODUCTS) when given,
@@ -126,28 +129,44 @@ pub struct Feed {
 
 impl Feed {
     /// Register `products` with the engine and start their connections and
-    /// the repair tasks. Returns at once; connections come up in the background.
+    /// the repair tasks (resuming the repairs `log` holds). Returns at once;
+    /// connections come up in the background.
     pub async fn start(
         config: FeedConfig,
         credentials: Option<Arc<Credentials>>,
         products: &[String],
         engine: EngineHandle,
         shard: (u32, u32),
+        log: Option<RepairLog>,
     ) -> Result<Feed, FeedError> {
         let groups = shard::spread(products, config.products_per_connection);
         let stats = Arc::new(FeedStats::new(groups.len(), shard.0, shard.1));
         let rest = Arc::new(Rest::new(&config.rest_url, config.rest_per_second)?);
         let (stop, stopped) = watch::channel(false);
+        let ids = engine.register_products(products).await?;
+        let mut initial = Vec::new();
+        if let Some(log) = &log {
+            for r in log.pending().await? {
+                if let Some(i) = products.iter().position(|p| *p == r.product_id) {
+                    initial.push((ids[i], r.from_minute, r.to_minute));
+                }
+            }
+            if !initial.is_empty() {
+                tracing::info!(windows = initial.len(), "resuming the repairs the last run left");
+            }
+        }
         // The repair listener subscribes before any trade is sent.
         let outputs = engine.subscribe(1024).await?;
-        let mut tasks = repair::spawn(
+        let tasks_in = repair::RepairTasks {
             outputs,
-            engine.clone(),
+            engine: engine.clone(),
             rest,
-            stats.clone(),
-            config.repair.clone(),
-            stopped.clone(),
-        );
+            stats: stats.clone(),
+            config: config.repair.clone(),
+            log,
+            initial,
+        };
+        let mut tasks = repair::spawn(tasks_in, stopped.clone());
         let shared = Arc::new(Shared {
             connects: Pacer::per_second(config.connects_per_second),
             messages: Pacer::per_second(config.messages_per_second),
@@ -183,8 +202,12 @@ impl Feed {
     /// Close every connection and stop repairing; waits for the tasks.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        // Connections end at once; a repair in the middle of a REST request
+        // is abandoned (its window stays in the repair log for the next start).
+        for mut t in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(2), &mut t).await.is_err() {
+                t.abort();
+            }
         }
     }
 }

@@ -19,6 +19,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use super::rest::{MAX_BUCKETS, Rest, RestError};
 use super::stats::{FeedStats, add, bump};
 use crate::engine::{CandleSource, EngineHandle, EngineOutput, Products};
+use crate::storage::repairs::RepairLog;
 
 /// Minute windows waiting per product id: `start minute → end minute`
 /// (unix seconds, inclusive), merged when they touch.
@@ -112,22 +113,38 @@ impl Repairs {
     }
 }
 
+/// What the repair tasks work with.
+pub(crate) struct RepairTasks {
+    pub outputs: mpsc::Receiver<Arc<EngineOutput>>,
+    pub engine: EngineHandle,
+    pub rest: Arc<Rest>,
+    pub stats: Arc<FeedStats>,
+    pub config: RepairConfig,
+    /// Where windows are kept across restarts (`None`: memory only).
+    pub log: Option<RepairLog>,
+    /// Windows left by the previous run: (product id, from, to).
+    pub initial: Vec<(u32, i64, i64)>,
+}
+
 /// Start listening for gaps and repairing them.
-pub(crate) fn spawn(
-    outputs: mpsc::Receiver<Arc<EngineOutput>>,
-    engine: EngineHandle,
-    rest: Arc<Rest>,
-    stats: Arc<FeedStats>,
-    config: RepairConfig,
-    stop: watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
+pub(crate) fn spawn(t: RepairTasks, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut pending = Pending::default();
+    for &(id, from, to) in &t.initial {
+        pending.add(id, from, to);
+    }
     let repairs = Arc::new(Repairs {
-        pending: Mutex::new(Pending::default()),
+        pending: Mutex::new(pending),
         wake: Notify::new(),
     });
     vec![
-        tokio::spawn(listen(outputs, repairs.clone(), stats.clone(), config.clone())),
-        tokio::spawn(work(repairs, engine, rest, stats, config, stop)),
+        tokio::spawn(listen(
+            t.outputs,
+            repairs.clone(),
+            t.stats.clone(),
+            t.config.clone(),
+            t.log.clone(),
+        )),
+        tokio::spawn(work(repairs, t.engine, t.rest, t.stats, t.config, t.log, stop)),
     ]
 }
 
@@ -138,12 +155,14 @@ async fn listen(
     repairs: Arc<Repairs>,
     stats: Arc<FeedStats>,
     config: RepairConfig,
+    log: Option<RepairLog>,
 ) {
     while let Some(out) = outputs.recv().await {
         if out.gaps.is_empty() {
             continue;
         }
         let oldest = now_s() - config.max_age.as_secs() as i64;
+        let mut remember = Vec::new();
         let mut p = repairs.lock();
         for g in &out.gaps {
             bump(&stats.gaps);
@@ -158,6 +177,7 @@ async fn listen(
             let from = g.gap.from_minute.max(oldest - oldest.rem_euclid(60));
             if g.gap.to_minute >= from {
                 p.add(g.gap.product, from, g.gap.to_minute);
+                remember.push((g.product.clone(), from, g.gap.to_minute));
             }
         }
         stats
@@ -165,6 +185,18 @@ async fn listen(
             .store(p.len() as u64, std::sync::atomic::Ordering::Relaxed);
         drop(p);
         repairs.wake.notify_one();
+        // Written off this task: a slow database must not hold the engine up.
+        if let Some(log) = &log {
+            let log = log.clone();
+            tokio::spawn(async move {
+                for (product, from, to) in remember {
+                    if let Err(e) = log.add(&product, from, to).await {
+                        tracing::warn!(%product, error = %e,
+                            "cannot record a pending repair; a restart before it is done would forget it");
+                    }
+                }
+            });
+        }
     }
 }
 
@@ -174,8 +206,19 @@ async fn work(
     rest: Arc<Rest>,
     stats: Arc<FeedStats>,
     config: RepairConfig,
+    log: Option<RepairLog>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let forget = |name: Arc<str>, from: i64, to: i64| {
+        let log = log.clone();
+        async move {
+            if let Some(log) = log
+                && let Err(e) = log.done(&name, from, to).await
+            {
+                tracing::warn!(product = %name, error = %e, "cannot clear a done repair; it will run again after a restart");
+            }
+        }
+    };
     let settle = config.settle.as_secs_f64().ceil() as i64;
     let products: Arc<Products> = engine.products().clone();
     let mut failures: u32 = 0;
@@ -201,12 +244,15 @@ async fn work(
             Ok(candles) => {
                 failures = 0;
                 let n = candles.len() as u64;
+                // Counted before the engine applies them, so whoever sees the
+                // repaired candles also sees the count.
+                bump(&stats.repairs);
+                add(&stats.repaired_minutes, n);
                 if !candles.is_empty() && engine.apply_candles(candles, CandleSource::Repair).await.is_err() {
                     return;
                 }
-                bump(&stats.repairs);
-                add(&stats.repaired_minutes, n);
                 tracing::info!(product = %name, from, to, minutes = n, "repaired from REST");
+                forget(name, from, to).await;
             }
             Err(e) => {
                 bump(&stats.repair_failures);
@@ -227,6 +273,7 @@ async fn work(
                     }
                 } else {
                     tracing::error!(product = %name, from, to, error = %e, "repair refused; these minutes stay as received");
+                    forget(name, from, to).await;
                 }
             }
         }

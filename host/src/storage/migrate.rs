@@ -17,12 +17,20 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. A test checks this matches `migrations/`.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "schema",
-    up: include_str!("../../../migrations/0001_schema.up.sql"),
-    down: include_str!("../../../migrations/0001_schema.down.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "schema",
+        up: include_str!("../../../migrations/0001_schema.up.sql"),
+        down: include_str!("../../../migrations/0001_schema.down.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "pending_repairs",
+        up: include_str!("../../../migrations/0002_pending_repairs.up.sql"),
+        down: include_str!("../../../migrations/0002_pending_repairs.down.sql"),
+    },
+];
 
 /// Any constant shared by every spot instance; "spot" in ASCII.
 const LOCK_KEY: i64 = 0x73_70_6f_74;

@@ -12,6 +12,7 @@ mod error;
 pub mod history;
 pub mod migrate;
 pub mod pairs;
+pub mod repairs;
 pub mod restore;
 pub mod upsert;
 pub mod writer;
