@@ -256,6 +256,14 @@ impl Fake {
         trades
     }
 
+    /// One trade of `product` at `time_ms` at exactly `price` (tests use
+    /// prices a component reacts to), logged and sent.
+    pub fn emit_priced(&self, product: &str, time_ms: i64, price: spot_wire::Fixed) -> FakeTrade {
+        let t = self.shared.market().trade_priced(product, time_ms, price);
+        self.publish(std::slice::from_ref(&t));
+        t
+    }
+
     /// Send trades already in the log (for tests that build frames by hand).
     fn publish(&self, trades: &[FakeTrade]) {
         let sent: Vec<FakeTrade> = trades.iter().filter(|t| !t.withheld).cloned().collect();

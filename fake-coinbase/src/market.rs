@@ -104,6 +104,17 @@ impl Market {
         self.trade_of(i, time_ms * 1000)
     }
 
+    /// Make one trade of `product` at `time_ms` at exactly `price`.
+    pub fn trade_priced(&mut self, product: &str, time_ms: i64, price: Fixed) -> FakeTrade {
+        let i = self.book(product);
+        let mut t = self.trade_of(i, time_ms * 1000);
+        t.price = price;
+        if let Some(last) = self.log.last_mut() {
+            last.price = price;
+        }
+        t
+    }
+
     fn trade_of(&mut self, i: usize, time_us: i64) -> FakeTrade {
         let step = self.next(21) as i64 - 10;
         let size_units = 1 + self.next(1_000_000_000);

@@ -40,6 +40,8 @@ pub struct Config {
     pub shard_count: u32,
     /// `PRODUCTS_PER_CONNECTION`: the cap of products on one WebSocket.
     pub products_per_connection: usize,
+    /// `ADMIN_TOKEN`: bearer token of `/admin/*`; `None` turns admin off.
+    pub admin_token: Option<String>,
 }
 
 /// The default component, as `make run` and the container build it.
@@ -130,6 +132,9 @@ impl Config {
             shard_index: shard_index as u32,
             shard_count: shard_count as u32,
             products_per_connection,
+            admin_token: get("ADMIN_TOKEN")
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty()),
         })
     }
 }

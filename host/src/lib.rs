@@ -4,6 +4,7 @@
 //! Data flow: feed → [`engine`] (owns the component) → [`storage`] writer + SSE [`hub`];
 //! [`http`] serves the page, the stream, the history and health; [`server`] assembles it.
 
+pub mod admin;
 pub mod config;
 pub mod engine;
 pub mod feed;

@@ -10,11 +10,13 @@ use anyhow::Context;
 use deadpool_postgres::Pool;
 use tokio::sync::oneshot;
 
+use crate::admin::{self, Admin};
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig, EngineHandle, Limits, Loader, Sandbox};
 use crate::feed::{self, Feed, FeedConfig, FeedStats};
 use crate::http::{self, AppState};
 use crate::hub::{Hub, HubConfig};
+use crate::storage::components::ComponentStore;
 use crate::storage::pairs::TradingPair;
 use crate::storage::restore::{self, Restored};
 use crate::storage::{self, Writer, WriterConfig, WriterStats};
@@ -77,13 +79,29 @@ impl Server {
 
         let sandbox = Sandbox::new(options.limits.clone()).context("starting the sandbox")?;
         let loader = Loader::new(sandbox.clone(), Some(config.cache_dir.clone()));
-        let component = loader
-            .load_file(&config.component_path)
-            .with_context(|| format!("loading the aggregation component {}", config.component_path.display()))?;
-        tracing::info!(component = %component, sha256 = %component.sha256, from_cache = component.from_cache,
+        let path = &config.component_path;
+        let base_wasm =
+            std::fs::read(path).with_context(|| format!("reading the aggregation component {}", path.display()))?;
+        let base = loader
+            .load_bytes(&base_wasm)
+            .with_context(|| format!("loading the aggregation component {}", path.display()))?;
+        tracing::info!(component = %base, sha256 = %base.sha256, from_cache = base.from_cache,
             "component loaded");
+        // A component swapped in before a restart is kept (unless the deploy
+        // changed COMPONENT_PATH since).
+        let components = ComponentStore::new(pool.clone(), config.shard_index);
+        let component = admin::startup_component(&loader, &components, base.clone(), &base_wasm).await?;
         let engine = Engine::start(sandbox, options.engine.clone(), component)?;
         let handle = engine.handle();
+        let admin = config.admin_token.as_deref().map(|token| {
+            Arc::new(Admin::new(
+                token,
+                loader.clone(),
+                handle.clone(),
+                components,
+                base.sha256.clone(),
+            ))
+        });
 
         let exchange = options.writer.exchange.clone();
         let products = resolve_products(config, &pool, &exchange).await?;
@@ -142,7 +160,8 @@ impl Server {
                 hub.clone(),
                 config.datastar_url.clone(),
             )
-            .with_feed(feed.as_ref().map(|f| f.stats().clone())),
+            .with_feed(feed.as_ref().map(|f| f.stats().clone()))
+            .with_admin(admin),
         );
         let bind = options
             .bind

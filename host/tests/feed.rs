@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::fake::{feed_config, past_minute, stored_equal_log, wait_until};
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -11,7 +13,7 @@ use std::time::Duration;
 
 use spot_fake_coinbase::{Fake, FakeConfig, Fault, JwtKey, busiest_window};
 use spot_host::engine::{Engine, EngineHandle, EngineOutput};
-use spot_host::feed::{Credentials, Feed, FeedConfig, FeedStats, RepairConfig};
+use spot_host::feed::{Credentials, Feed, FeedConfig, FeedStats};
 use spot_wire::{Candle, Granularity};
 use tokio::sync::{mpsc, watch};
 
@@ -88,42 +90,8 @@ fn differences(got: &Candles, fake: &Fake, products: &[String]) -> Vec<String> {
     out
 }
 
-/// Poll a counter-based condition (the feed publishes counters, not events).
-async fn wait_until(what: &str, within: Duration, cond: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 fn names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("P{i}-USD")).collect()
-}
-
-/// A minute that is over: trades there are repairable at once.
-fn past_minute(minutes_ago: i64) -> i64 {
-    let now = spot_host::engine::now_ms();
-    (now - now.rem_euclid(60_000)) - minutes_ago * 60_000
-}
-
-/// Feed settings for tests: quick backoff and watchdog, repairs as soon as a
-/// minute is over.
-fn feed_config(fake: &Fake) -> FeedConfig {
-    FeedConfig {
-        ws_url: fake.ws_url(),
-        rest_url: fake.rest_url(),
-        watchdog: Duration::from_secs(2),
-        backoff_base: Duration::from_millis(20),
-        backoff_cap: Duration::from_millis(200),
-        repair: RepairConfig {
-            settle: Duration::ZERO,
-            backoff_base: Duration::from_millis(50),
-            backoff_cap: Duration::from_millis(200),
-            ..RepairConfig::default()
-        },
-        ..FeedConfig::default()
-    }
 }
 
 struct Setup {
@@ -613,44 +581,4 @@ async fn the_server_discovers_its_products_and_stores_what_the_feed_brings() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     server.stop().await;
-}
-
-/// Wait until the stored rows of every granularity equal the fake's log.
-async fn stored_equal_log(server: &spot_host::server::Server, fake: &Fake, products: &[String]) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        server.sync().await.expect("sync");
-        let mut diff = Vec::new();
-        for p in products {
-            for g in Granularity::ALL {
-                let want = fake.candles(p, g.seconds());
-                let have =
-                    spot_host::storage::history::candles(server.pool(), "coinbase", p, g, 0, 4_000_000_000, 10_000)
-                        .await
-                        .expect("history");
-                let same = want.len() == have.len()
-                    && want.iter().zip(&have).all(|(w, h)| {
-                        w.start == h.timestamp
-                            && w.open.to_string() == h.open
-                            && w.high.to_string() == h.high
-                            && w.low.to_string() == h.low
-                            && w.close.to_string() == h.close
-                            && w.volume.to_string() == h.volume
-                    });
-                if !same {
-                    diff.push(format!("{p} {}: stored {have:?}\nwant {want:?}", g.name()));
-                }
-            }
-        }
-        if diff.is_empty() {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stored candles differ:\n{}",
-            diff.join("\n")
-        );
-        // The rows change when the feed's next frame or repair lands: poll.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

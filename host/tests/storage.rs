@@ -193,7 +193,7 @@ async fn migrations_apply_twice_concurrently_and_revert() {
     storage::migrate::revert_all(&mut client).await.expect("revert");
     let tables: i64 = client
         .query_one(
-            "SELECT count(*) FROM pg_tables WHERE tablename IN ('live_candles', 'trading_pairs', 'pending_repairs')",
+            "SELECT count(*) FROM pg_tables WHERE tablename IN ('live_candles', 'trading_pairs', 'pending_repairs', 'components', 'active_component')",
             &[],
         )
         .await

@@ -6,6 +6,7 @@
 //! - `runtime`: the engine thread (inputs in order, recovery, swap, fan-out);
 //! - `journal`: checkpoint + inputs since, replayed to rebuild or to swap;
 //! - [`products`]: product names ↔ ids;
+//! - [`smoke`]: the golden run a component passes before a swap;
 //! - [`stats`]: counters and status.
 //!
 //! [`Engine::start`] spawns the engine thread and returns an [`EngineHandle`]
@@ -19,6 +20,7 @@ pub mod loader;
 pub mod products;
 mod runtime;
 pub mod sandbox;
+pub mod smoke;
 pub mod stats;
 
 use std::sync::Arc;
@@ -138,6 +140,7 @@ pub struct EngineHandle {
     tx: mpsc::Sender<Command>,
     products: Arc<Products>,
     stats: Arc<Stats>,
+    active: tokio::sync::watch::Receiver<String>,
 }
 
 impl Engine {
@@ -151,6 +154,7 @@ impl Engine {
         let products = Arc::new(Products::default());
         let stats = Arc::new(Stats::default());
         let (tx, rx) = mpsc::channel(config.queue.max(1));
+        let (active_tx, active) = tokio::sync::watch::channel(component.sha256.clone());
         let clock_every = config.clock;
         let runtime = Runtime::new(
             sandbox,
@@ -159,12 +163,18 @@ impl Engine {
             products.clone(),
             stats.clone(),
             tx.downgrade(),
+            active_tx,
         )?;
         let thread = std::thread::Builder::new()
             .name("spot-engine".into())
             .spawn(move || runtime.run(rx))
             .map_err(|e| EngineError::Broken(format!("cannot start the engine thread: {e}")))?;
-        let handle = EngineHandle { tx, products, stats };
+        let handle = EngineHandle {
+            tx,
+            products,
+            stats,
+            active,
+        };
         let clock = clock_every.map(|every| {
             let h = handle.clone();
             tokio::spawn(async move {
@@ -245,6 +255,12 @@ impl EngineHandle {
         &self.products
     }
 
+    /// The active component's sha256; changes on every swap and rollback
+    /// (also the engine's own, after a fault).
+    pub fn active(&self) -> tokio::sync::watch::Receiver<String> {
+        self.active.clone()
+    }
+
     /// The engine's counters.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
@@ -276,6 +292,11 @@ impl EngineHandle {
     /// Make `component` active, handing over the state between two inputs.
     pub async fn swap(&self, component: Arc<LoadedComponent>) -> Result<SwapReport, EngineError> {
         self.ask(|done| Command::Swap { component, done }).await?
+    }
+
+    /// Make the previous component active again, handing over the state.
+    pub async fn rollback(&self) -> Result<SwapReport, EngineError> {
+        self.ask(Command::Rollback).await?
     }
 
     /// The active component's state in the canonical format.

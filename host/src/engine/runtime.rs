@@ -42,6 +42,8 @@ pub(crate) enum Command {
         component: Arc<LoadedComponent>,
         done: oneshot::Sender<Result<SwapReport, EngineError>>,
     },
+    /// Swap back to the previous component.
+    Rollback(oneshot::Sender<Result<SwapReport, EngineError>>),
     ExportState(oneshot::Sender<Result<Vec<u8>, EngineError>>),
     Status(oneshot::Sender<Status>),
     Barrier(oneshot::Sender<()>),
@@ -61,6 +63,9 @@ pub(crate) struct Runtime {
     settings: Settings,
     active: Arc<LoadedComponent>,
     previous: Option<Arc<LoadedComponent>>,
+    /// The active component came in by a swap and has not been rolled back:
+    /// a fault sends the engine back to `previous`.
+    swapped_in: bool,
     instance: Option<Instance>,
     journal: Journal,
     subscribers: Vec<mpsc::Sender<Arc<EngineOutput>>>,
@@ -71,6 +76,8 @@ pub(crate) struct Runtime {
     swapping: Option<PendingSwap>,
     /// For swap builders to report back without keeping the engine alive.
     commands: mpsc::WeakSender<Command>,
+    /// The active component's sha256, for whoever records it.
+    active_tx: tokio::sync::watch::Sender<String>,
 }
 
 /// A swap whose new instance is being built.
@@ -80,6 +87,8 @@ struct PendingSwap {
     /// Catch-up rounds run so far, and the time they took off-thread.
     rounds: u32,
     prepare: Duration,
+    /// Going back to the previous component (counted as a rollback).
+    rollback: bool,
 }
 
 /// A swap's builder catches up again while more than this many inputs arrived
@@ -98,6 +107,7 @@ impl Runtime {
         products: Arc<Products>,
         stats: Arc<Stats>,
         commands: mpsc::WeakSender<Command>,
+        active_tx: tokio::sync::watch::Sender<String>,
     ) -> Result<Self, EngineError> {
         let settings = config.settings();
         let fault = |fault| EngineError::Fault {
@@ -120,6 +130,7 @@ impl Runtime {
             settings,
             active: component,
             previous: None,
+            swapped_in: false,
             instance: Some(inst),
             journal,
             subscribers: Vec::new(),
@@ -129,6 +140,7 @@ impl Runtime {
             pending: None,
             swapping: None,
             commands,
+            active_tx,
         })
     }
 
@@ -186,7 +198,13 @@ impl Runtime {
                     let _ = self.input(Entry::Advance(now), Cause::Clock);
                 }
                 Command::Subscribe(tx) => self.subscribers.push(tx),
-                Command::Swap { component, done } => self.begin_swap(component, done),
+                Command::Swap { component, done } => self.begin_swap(component, done, false),
+                Command::Rollback(done) => match self.previous.clone() {
+                    Some(previous) => self.begin_swap(previous, done, true),
+                    None => {
+                        let _ = done.send(Err(EngineError::Busy("there is no previous component".into())));
+                    }
+                },
                 Command::SwapReady {
                     result,
                     through,
@@ -245,7 +263,11 @@ impl Runtime {
             Ok(o) => o,
             Err(first) => {
                 self.record_fault(&first, "input failed; rebuilding the instance and retrying once");
-                self.rebuild()?;
+                if self.swapped_in {
+                    self.roll_back_after(&first)?;
+                } else {
+                    self.rebuild()?;
+                }
                 match self.attempt(&entry) {
                     Ok(o) => o,
                     Err(second) => {
@@ -291,6 +313,25 @@ impl Runtime {
         self.last_fault = Some(format!("{}: {fault}", self.active));
         // A faulted instance is never entered again.
         self.instance = None;
+    }
+
+    /// The swapped-in component faulted: make the previous one active again and
+    /// rebuild its state from checkpoint + journal (the canonical state format
+    /// is the same for both).
+    fn roll_back_after(&mut self, fault: &Fault) -> Result<(), EngineError> {
+        let Some(previous) = self.previous.take() else {
+            return self.rebuild();
+        };
+        let faulty = std::mem::replace(&mut self.active, previous);
+        self.previous = Some(faulty.clone());
+        self.swapped_in = false;
+        self.stats.rollbacks.fetch_add(1, Relaxed);
+        self.stats.auto_rollbacks.fetch_add(1, Relaxed);
+        tracing::error!(faulty = %faulty, back_to = %self.active, fault = %fault,
+            "the swapped-in component faulted; rolled back");
+        self.last_fault = Some(format!("{faulty}: {fault}; rolled back to {}", self.active));
+        let _ = self.active_tx.send(self.active.sha256.clone());
+        self.rebuild()
     }
 
     /// A fresh instance of the active component from checkpoint + journal.
@@ -420,7 +461,12 @@ impl Runtime {
 
     /// Start a swap: build an instance of `component` from a journal snapshot
     /// on another thread while this one keeps applying inputs.
-    fn begin_swap(&mut self, component: Arc<LoadedComponent>, done: oneshot::Sender<Result<SwapReport, EngineError>>) {
+    fn begin_swap(
+        &mut self,
+        component: Arc<LoadedComponent>,
+        done: oneshot::Sender<Result<SwapReport, EngineError>>,
+        rollback: bool,
+    ) {
         if self.swapping.is_some() {
             let _ = done.send(Err(EngineError::Busy("a swap is already in progress".into())));
             return;
@@ -441,6 +487,7 @@ impl Runtime {
                     done,
                     rounds: 0,
                     prepare: Duration::ZERO,
+                    rollback,
                 })
             }
             Err(e) => {
@@ -520,7 +567,12 @@ impl Runtime {
         let pause = started.elapsed();
         let old = std::mem::replace(&mut self.active, component);
         self.previous = Some(old.clone());
-        self.stats.swaps.fetch_add(1, Relaxed);
+        self.swapped_in = !pending.rollback;
+        if pending.rollback {
+            self.stats.rollbacks.fetch_add(1, Relaxed);
+        } else {
+            self.stats.swaps.fetch_add(1, Relaxed);
+        }
         self.stats.last_swap_pause_us.store(pause.as_micros() as u64, Relaxed);
         tracing::info!(from = %old, to = %self.active, pause_us = pause.as_micros() as u64,
             prepare_ms = pending.prepare.as_secs_f64() * 1e3, rounds = pending.rounds + 1, "component swapped");
@@ -530,6 +582,7 @@ impl Runtime {
             pause,
             prepare: pending.prepare,
         };
+        let _ = self.active_tx.send(self.active.sha256.clone());
         let _ = pending.done.send(Ok(report));
         // Freeing a large store takes time: not on the engine thread.
         if let Some(old_instance) = old_instance {

@@ -21,6 +21,10 @@ pub struct Stats {
     pub quarantined: AtomicU64,
     pub render_failures: AtomicU64,
     pub swaps: AtomicU64,
+    /// Returns to the previous component (asked for, or after a fault).
+    pub rollbacks: AtomicU64,
+    /// Rollbacks the engine did on its own: the swapped-in component faulted.
+    pub auto_rollbacks: AtomicU64,
     pub last_swap_pause_us: AtomicU64,
     pub checkpoints: AtomicU64,
     pub last_checkpoint_us: AtomicU64,
@@ -44,6 +48,8 @@ pub struct StatsSnapshot {
     pub quarantined: u64,
     pub render_failures: u64,
     pub swaps: u64,
+    pub rollbacks: u64,
+    pub auto_rollbacks: u64,
     pub last_swap_pause_us: u64,
     pub checkpoints: u64,
     pub last_checkpoint_us: u64,
@@ -71,6 +77,8 @@ impl Stats {
             quarantined: self.quarantined.load(Relaxed),
             render_failures: self.render_failures.load(Relaxed),
             swaps: self.swaps.load(Relaxed),
+            rollbacks: self.rollbacks.load(Relaxed),
+            auto_rollbacks: self.auto_rollbacks.load(Relaxed),
             last_swap_pause_us: self.last_swap_pause_us.load(Relaxed),
             checkpoints: self.checkpoints.load(Relaxed),
             last_checkpoint_us: self.last_checkpoint_us.load(Relaxed),

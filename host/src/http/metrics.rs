@@ -96,6 +96,18 @@ pub fn render(state: &AppState) -> String {
     );
     o.one("spot_engine_swaps_total", "counter", "Component swaps.", e.swaps);
     o.one(
+        "spot_engine_rollbacks_total",
+        "counter",
+        "Returns to the previous component.",
+        e.rollbacks,
+    );
+    o.one(
+        "spot_engine_automatic_rollbacks_total",
+        "counter",
+        "Rollbacks after the swapped-in component faulted.",
+        e.auto_rollbacks,
+    );
+    o.one(
         "spot_engine_last_swap_pause_seconds",
         "gauge",
         "Engine pause of the last swap.",

@@ -9,6 +9,7 @@
 //! - [`health`]: `GET /healthz`, `GET /readyz`;
 //! - [`metrics`]: `GET /metrics` (Prometheus text).
 
+pub mod admin;
 pub mod api;
 pub mod health;
 pub mod metrics;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub datastar_url: String,
     /// The feed's counters (`None` when running without a feed).
     pub feed: Option<Arc<FeedStats>>,
+    /// Hot swap (`None` when `ADMIN_TOKEN` is unset: no admin routes).
+    pub admin: Option<Arc<crate::admin::Admin>>,
 }
 
 impl AppState {
@@ -70,7 +73,14 @@ impl AppState {
             hub,
             datastar_url,
             feed: None,
+            admin: None,
         }
+    }
+
+    /// Serve the admin routes with this admin.
+    pub fn with_admin(mut self, admin: Option<Arc<crate::admin::Admin>>) -> Self {
+        self.admin = admin;
+        self
     }
 
     /// Report the feed's counters in `/metrics` and `/readyz`.
@@ -87,7 +97,14 @@ impl AppState {
 
 /// Every route.
 pub fn router(state: Arc<AppState>) -> Router {
+    // Without ADMIN_TOKEN the admin routes do not exist at all.
+    let admin = if state.admin.is_some() {
+        admin::routes()
+    } else {
+        Router::new()
+    };
     Router::new()
+        .merge(admin)
         .route("/", get(page::page))
         .route("/stream", get(stream::stream))
         .route("/healthz", get(health::healthz))

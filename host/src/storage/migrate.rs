@@ -30,6 +30,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/0002_pending_repairs.up.sql"),
         down: include_str!("../../../migrations/0002_pending_repairs.down.sql"),
     },
+    Migration {
+        version: 3,
+        name: "components",
+        up: include_str!("../../../migrations/0003_components.up.sql"),
+        down: include_str!("../../../migrations/0003_components.down.sql"),
+    },
 ];
 
 /// Any constant shared by every spot instance; "spot" in ASCII.

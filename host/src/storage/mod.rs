@@ -8,6 +8,7 @@
 //! - [`history`]: candle history for `GET /api/candles`;
 //! - [`pairs`]: the `trading_pairs` table.
 
+pub mod components;
 mod error;
 pub mod history;
 pub mod migrate;

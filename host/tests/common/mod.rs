@@ -2,6 +2,7 @@
 //! a deterministic synthetic market, and the native rules as the reference.
 #![allow(dead_code)]
 
+pub mod fake;
 pub mod http;
 
 use std::path::PathBuf;

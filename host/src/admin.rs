@@ -1,0 +1,196 @@
+//! Hot swap for operators: a new component is compiled, checked against the
+//! contract, put through the golden run on a fresh instance, kept in the
+//! database, and only then swapped in (the engine hands the state over
+//! between two inputs). Rollback returns to the previous component. The
+//! active component is recorded per shard, so a restart keeps it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use sha2::{Digest, Sha256};
+
+use crate::engine::{EngineError, EngineHandle, LoadedComponent, Loader, SwapReport, smoke};
+use crate::storage::components::ComponentStore;
+
+/// Why a component was not swapped in.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The component failed validation; nothing changed.
+    #[error("component refused: {0}")]
+    Refused(String),
+    /// The engine could not do it (another swap running, no previous, a fault
+    /// while taking the state); the running component is untouched.
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    #[error("the validation task failed: {0}")]
+    Task(String),
+}
+
+/// The admin side of the engine.
+pub struct Admin {
+    token: [u8; 32],
+    loader: Loader,
+    engine: EngineHandle,
+    store: ComponentStore,
+    /// The sha256 of the component at `COMPONENT_PATH`.
+    base_sha256: String,
+    one_at_a_time: tokio::sync::Mutex<()>,
+    last_error: std::sync::Mutex<Option<String>>,
+    /// Components refused by validation.
+    pub refused: AtomicU64,
+    recorder: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Admin {
+    fn drop(&mut self) {
+        self.recorder.abort();
+    }
+}
+
+/// What a successful swap reports.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    pub component: Arc<LoadedComponent>,
+    pub swap: SwapReport,
+}
+
+impl Admin {
+    /// Admin with bearer `token`; records every change of the active component.
+    pub fn new(token: &str, loader: Loader, engine: EngineHandle, store: ComponentStore, base_sha256: String) -> Self {
+        let mut active = engine.active();
+        let (rec_store, base) = (store.clone(), base_sha256.clone());
+        // Every change of the active component (swap, rollback, the engine's
+        // own rollback after a fault) is recorded, so a restart runs the same.
+        let recorder = tokio::spawn(async move {
+            while active.changed().await.is_ok() {
+                let sha = active.borrow_and_update().clone();
+                if let Err(e) = rec_store.set_active(&sha, &base).await {
+                    tracing::error!(error = %e, sha256 = %sha, "cannot record the active component; a restart may run another");
+                }
+            }
+        });
+        Admin {
+            token: Sha256::digest(token.as_bytes()).into(),
+            loader,
+            engine,
+            store,
+            base_sha256,
+            one_at_a_time: tokio::sync::Mutex::new(()),
+            last_error: std::sync::Mutex::new(None),
+            refused: AtomicU64::new(0),
+            recorder,
+        }
+    }
+
+    /// Whether `presented` is the token. Compares digests in constant time, so
+    /// neither the token's length nor a matching prefix shows in the timing.
+    pub fn authorized(&self, presented: &str) -> bool {
+        let p: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        p.iter().zip(&self.token).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+
+    /// The last refusal or failure, if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn fail(&self, e: AdminError) -> AdminError {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+        e
+    }
+
+    /// Validate `wasm` and swap it in. Nothing changes unless every check passes.
+    pub async fn install(&self, wasm: Vec<u8>) -> Result<Installed, AdminError> {
+        let _one = self.one_at_a_time.lock().await;
+        let loader = self.loader.clone();
+        let (component, wasm) = tokio::task::spawn_blocking(move || {
+            let c = loader
+                .load_bytes(&wasm)
+                .map_err(|e| AdminError::Refused(e.to_string()))?;
+            smoke::golden_run(loader.sandbox(), &c).map_err(|e| AdminError::Refused(format!("golden run: {e}")))?;
+            Ok::<_, AdminError>((c, wasm))
+        })
+        .await
+        .map_err(|e| self.fail(AdminError::Task(e.to_string())))?
+        .inspect_err(|_| {
+            self.refused.fetch_add(1, Relaxed);
+        })
+        .map_err(|e| self.fail(e))?;
+        if let Err(e) = self
+            .store
+            .keep(&component.sha256, &component.name, &component.version, &wasm)
+            .await
+        {
+            // Swapping anyway would leave a restart unable to find it.
+            return Err(self.fail(AdminError::Refused(format!(
+                "cannot keep the component in the database: {e}"
+            ))));
+        }
+        let swap = self
+            .engine
+            .swap(component.clone())
+            .await
+            .map_err(|e| self.fail(e.into()))?;
+        self.record().await;
+        tracing::info!(component = %component, sha256 = %component.sha256, pause_us = swap.pause.as_micros() as u64, "component installed");
+        Ok(Installed { component, swap })
+    }
+
+    /// Return to the previous component with the current state.
+    pub async fn rollback(&self) -> Result<SwapReport, AdminError> {
+        let _one = self.one_at_a_time.lock().await;
+        let report = self.engine.rollback().await.map_err(|e| self.fail(e.into()))?;
+        self.record().await;
+        Ok(report)
+    }
+
+    /// Record the active component now (the recorder does it too, later).
+    async fn record(&self) {
+        let sha = self.engine.active().borrow().clone();
+        if let Err(e) = self.store.set_active(&sha, &self.base_sha256).await {
+            tracing::error!(error = %e, "cannot record the active component");
+        }
+    }
+}
+
+/// At start: the component to run. The one recorded for this shard when it was
+/// swapped in over the same `COMPONENT_PATH` component and still passes every
+/// check; otherwise `base` (a deploy with a new component wins).
+pub async fn startup_component(
+    loader: &Loader,
+    store: &ComponentStore,
+    base: Arc<LoadedComponent>,
+    base_wasm: &[u8],
+) -> anyhow::Result<Arc<LoadedComponent>> {
+    store.keep(&base.sha256, &base.name, &base.version, base_wasm).await?;
+    let Some(active) = store.active().await? else {
+        return Ok(base);
+    };
+    if active.sha256 == base.sha256 {
+        return Ok(base);
+    }
+    if active.base_sha256 != base.sha256 {
+        tracing::info!(recorded = %active.sha256, "COMPONENT_PATH changed since the last swap: running it");
+        return Ok(base);
+    }
+    let loader = loader.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        let c = loader.load_bytes(&active.wasm).map_err(|e| e.to_string())?;
+        smoke::golden_run(loader.sandbox(), &c)?;
+        Ok::<_, String>(c)
+    })
+    .await?;
+    match checked {
+        Ok(c) => {
+            tracing::info!(component = %c, sha256 = %c.sha256, "running the component swapped in before the restart");
+            Ok(c)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the recorded component no longer passes its checks; running COMPONENT_PATH");
+            Ok(base)
+        }
+    }
+}
+
+/// How long an upload may be.
+pub const MAX_COMPONENT_BYTES: usize = 64 << 20;

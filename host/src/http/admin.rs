@@ -1,0 +1,173 @@
+//! `/admin/component`: `GET` (what runs), `PUT` (upload and swap),
+//! `POST …/rollback`. Present only when `ADMIN_TOKEN` is set; every request
+//! needs `Authorization: Bearer <ADMIN_TOKEN>`.
+
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::AppState;
+use crate::admin::{Admin, AdminError, MAX_COMPONENT_BYTES};
+use crate::engine::{ComponentSummary, EngineError};
+
+/// The admin routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/admin/component", get(status).put(install))
+        .route("/admin/component/rollback", post(rollback))
+}
+
+fn plain(status: StatusCode, message: impl Into<String>) -> Response {
+    let mut m = message.into();
+    m.push('\n');
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], m).into_response()
+}
+
+/// Why a request is not let in.
+enum Denied {
+    NoAdmin,
+    NoToken,
+    WrongToken,
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        match self {
+            Denied::NoAdmin => plain(StatusCode::NOT_FOUND, "not found"),
+            Denied::NoToken => {
+                let mut r = plain(StatusCode::UNAUTHORIZED, "a bearer token is required");
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+                r
+            }
+            Denied::WrongToken => plain(StatusCode::FORBIDDEN, "wrong token"),
+        }
+    }
+}
+
+/// The admin, if the caller presents its token.
+fn authorize<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a Admin, Denied> {
+    let admin = state.admin.as_deref().ok_or(Denied::NoAdmin)?;
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(Denied::NoToken)?;
+    match value.strip_prefix("Bearer ") {
+        Some(token) if admin.authorized(token.trim()) => Ok(admin),
+        _ => Err(Denied::WrongToken),
+    }
+}
+
+fn summary(c: &ComponentSummary) -> serde_json::Value {
+    json!({
+        "name": c.name,
+        "version": c.version,
+        "sha256": c.sha256,
+        "loaded_at": c.loaded_at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+    })
+}
+
+fn engine_error(e: AdminError) -> Response {
+    match e {
+        AdminError::Refused(m) => plain(StatusCode::UNPROCESSABLE_ENTITY, m),
+        AdminError::Engine(EngineError::Busy(m)) => plain(StatusCode::CONFLICT, m),
+        AdminError::Engine(e @ EngineError::Fault { .. }) => plain(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the new component failed to take the state: {e}"),
+        ),
+        other => plain(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    }
+}
+
+/// `GET /admin/component`.
+pub async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let admin = match authorize(&state, &headers) {
+        Ok(a) => a,
+        Err(d) => return d.into_response(),
+    };
+    let s = match state.engine.status().await {
+        Ok(s) => s,
+        Err(e) => return plain(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    Json(json!({
+        "active": summary(&s.active),
+        "previous": s.previous.as_ref().map(summary),
+        "healthy": s.healthy,
+        "swaps": s.stats.swaps,
+        "rollbacks": s.stats.rollbacks,
+        "automatic_rollbacks": s.stats.auto_rollbacks,
+        "last_swap_pause_us": s.stats.last_swap_pause_us,
+        "refused": admin.refused.load(std::sync::atomic::Ordering::Relaxed),
+        "last_error": admin.last_error(),
+        "last_fault": s.last_fault,
+    }))
+    .into_response()
+}
+
+/// `PUT /admin/component` with the `.wasm` as the body.
+pub async fn install(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let admin = match authorize(&state, request.headers()) {
+        Ok(a) => a,
+        Err(d) => return d.into_response(),
+    };
+    let kind = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !matches!(
+        kind.split(';').next().map(str::trim),
+        Some("application/wasm" | "application/octet-stream")
+    ) {
+        return plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the component as application/wasm",
+        );
+    }
+    let body: Body = request.into_body();
+    let wasm = match axum::body::to_bytes(body, MAX_COMPONENT_BYTES).await {
+        Ok(b) => b.to_vec(),
+        Err(_) => {
+            return plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("a component is at most {} MiB", MAX_COMPONENT_BYTES >> 20),
+            );
+        }
+    };
+    if !wasm.starts_with(b"\0asm") {
+        return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the body is not WebAssembly");
+    }
+    match admin.install(wasm).await {
+        Ok(done) => Json(json!({
+            "active": {
+                "name": done.component.name,
+                "version": done.component.version,
+                "sha256": done.component.sha256,
+            },
+            "from": done.swap.from,
+            "pause_us": done.swap.pause.as_micros() as u64,
+            "prepare_ms": done.swap.prepare.as_secs_f64() * 1e3,
+        }))
+        .into_response(),
+        Err(e) => engine_error(e),
+    }
+}
+
+/// `POST /admin/component/rollback`.
+pub async fn rollback(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let admin = match authorize(&state, &headers) {
+        Ok(a) => a,
+        Err(d) => return d.into_response(),
+    };
+    match admin.rollback().await {
+        Ok(r) => Json(json!({"from": r.from, "to": r.to, "pause_us": r.pause.as_micros() as u64})).into_response(),
+        Err(e) => engine_error(e),
+    }
+}

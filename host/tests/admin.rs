@@ -1,0 +1,314 @@
+//! Hot swap through the real HTTP API, with real compiled components, a real
+//! PostgreSQL and the fake Coinbase feeding the server over real sockets.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
+
+use common::fake::{feed_config, past_minute, stored_equal_log, wait_until};
+use common::http::{self, Response};
+use spot_fake_coinbase::{Fake, FakeConfig};
+use spot_host::config::Config;
+use spot_host::server::{Options, Server};
+use spot_testkit::pg::Cluster;
+use spot_wire::Fixed;
+
+const TOKEN: &str = "s3cret-admin-token";
+
+fn products() -> Vec<String> {
+    vec!["BTC-USD".into(), "ETH-USD".into(), "SOL-USD".into()]
+}
+
+async fn server(pg: &Cluster, fake: &Fake, token: Option<&str>) -> Server {
+    let mut vars: HashMap<&str, String> = HashMap::from([
+        ("DATABASE_URL", pg.url("postgres")),
+        (
+            "COMPONENT_PATH",
+            common::component_path("spot_guest").display().to_string(),
+        ),
+        ("COINBASE_WS_URL", fake.ws_url()),
+        ("COINBASE_REST_URL", fake.rest_url()),
+        ("PRODUCTS", products().join(",")),
+    ]);
+    if let Some(t) = token {
+        vars.insert("ADMIN_TOKEN", t.to_string());
+    }
+    let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("config");
+    let options = Options {
+        engine: common::config(),
+        limits: common::test_limits(),
+        bind: Some(([127, 0, 0, 1], 0).into()),
+        feed: Some(feed_config(fake)),
+        ..Options::default()
+    };
+    let server = Server::start(&config, options).await.expect("start");
+    let stats = server.feed_stats().expect("feed").clone();
+    wait_until("the feed is up", Duration::from_secs(30), || stats.all_started()).await;
+    server
+}
+
+/// The fake exchange and a database, for one test.
+async fn parts() -> (Fake, Cluster) {
+    common::trace();
+    let fake = Fake::start(FakeConfig {
+        products: products(),
+        ..FakeConfig::default()
+    })
+    .await
+    .expect("fake");
+    (fake, Cluster::temporary().expect("cluster"))
+}
+
+fn wasm(name: &str) -> Vec<u8> {
+    std::fs::read(common::component_path(name)).expect("component")
+}
+
+async fn put(server: &Server, body: &[u8]) -> Response {
+    let auth = format!("Bearer {TOKEN}");
+    http::request(
+        server.addr(),
+        "PUT",
+        "/admin/component",
+        &[("Authorization", &auth), ("Content-Type", "application/wasm")],
+        body,
+    )
+    .await
+}
+
+/// `method path` with the admin token and no body.
+async fn call(server: &Server, method: &str, path: &str) -> Response {
+    let auth = format!("Bearer {TOKEN}");
+    http::request(server.addr(), method, path, &[("Authorization", &auth)], b"").await
+}
+
+async fn status(server: &Server) -> serde_json::Value {
+    let r = call(server, "GET", "/admin/component").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_needs_its_token_and_is_absent_without_one() {
+    let (fake, pg) = parts().await;
+    let guest = wasm("spot_guest");
+    let other = wasm("spot_test_misbehave");
+
+    let off = server(&pg, &fake, None).await;
+    for (method, path) in [
+        ("GET", "/admin/component"),
+        ("PUT", "/admin/component"),
+        ("POST", "/admin/component/rollback"),
+    ] {
+        let r = http::request(
+            off.addr(),
+            method,
+            path,
+            &[("Authorization", &format!("Bearer {TOKEN}"))],
+            &other,
+        )
+        .await;
+        assert_eq!(r.status, 404, "{method} {path} exists without ADMIN_TOKEN");
+    }
+    off.stop().await;
+
+    let s = server(&pg, &fake, Some(TOKEN)).await;
+    let wasm_type = ("Content-Type", "application/wasm");
+    let r = http::request(s.addr(), "PUT", "/admin/component", &[wasm_type], &other).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    for wrong in ["Bearer nope", "Bearer s3cret-admin-toke", "Basic czNjcmV0", TOKEN] {
+        let r = http::request(
+            s.addr(),
+            "PUT",
+            "/admin/component",
+            &[wasm_type, ("Authorization", wrong)],
+            &other,
+        )
+        .await;
+        assert_eq!(r.status, 403, "{wrong}");
+    }
+    let auth = format!("Bearer {TOKEN}");
+    let r = http::request(
+        s.addr(),
+        "PUT",
+        "/admin/component",
+        &[("Authorization", &auth), ("Content-Type", "text/plain")],
+        &other,
+    )
+    .await;
+    assert_eq!(r.status, 415);
+    let r = put(&s, b"<html>not wasm</html>").await;
+    assert_eq!(r.status, 415);
+    let mut huge = b"\0asm".to_vec();
+    huge.resize((64 << 20) + 1, 0);
+    let r = put(&s, &huge).await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    drop(huge);
+    let r = http::request(
+        s.addr(),
+        "POST",
+        "/admin/component/rollback",
+        &[("Authorization", "Bearer x")],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 403);
+
+    // None of it changed anything.
+    let st = status(&s).await;
+    assert_eq!(st["active"]["sha256"], sha256(&guest));
+    assert_eq!(st["swaps"], 0);
+    assert_eq!(st["rollbacks"], 0);
+    // Nothing to roll back to yet.
+    let r = http::request(
+        s.addr(),
+        "POST",
+        "/admin/component/rollback",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_components_are_refused_with_a_reason_and_the_service_goes_on() {
+    let (fake, pg) = parts().await;
+    let s = server(&pg, &fake, Some(TOKEN)).await;
+    let guest = wasm("spot_guest");
+    let t = past_minute(4);
+    fake.emit("BTC-USD", 10, t);
+
+    let half = guest[..guest.len() / 2].to_vec();
+    for (what, body, reason) in [
+        (
+            "another contract major",
+            wasm("spot_test_wrong_contract"),
+            "a different major version of the contract",
+        ),
+        (
+            "a forbidden import",
+            wasm("spot_test_foreign_import"),
+            "which spot does not provide",
+        ),
+        ("a truncated file", half, "not a valid WebAssembly component"),
+    ] {
+        let r = put(&s, &body).await;
+        assert_eq!(r.status, 422, "{what}: {}", r.body);
+        assert!(
+            r.body.contains(reason),
+            "{what}: the reason is missing from {:?}",
+            r.body
+        );
+        let st = status(&s).await;
+        assert_eq!(
+            st["active"]["sha256"],
+            sha256(&guest),
+            "{what} changed the active component"
+        );
+        assert!(st["last_error"].as_str().unwrap_or("").contains(reason));
+    }
+    assert_eq!(status(&s).await["refused"], 3);
+    fake.emit("ETH-USD", 10, t + 1000);
+    stored_equal_log(&s, &fake, &products()).await;
+    assert_eq!(http::get(s.addr(), "/readyz").await.status, 200);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_swaps_under_a_continuous_feed_lose_and_double_nothing_and_survive_a_restart() {
+    common::trace();
+    let (fake, pg) = parts().await;
+    let fake = Arc::new(fake);
+    let s = server(&pg, &fake, Some(TOKEN)).await;
+    let (guest, other) = (wasm("spot_guest"), wasm("spot_test_misbehave"));
+
+    // Trades flow the whole time, into minutes that are already over.
+    let running = Arc::new(AtomicBool::new(true));
+    let t0 = past_minute(12);
+    let feeder = {
+        let (fake, running) = (fake.clone(), running.clone());
+        tokio::spawn(async move {
+            let mut i = 0i64;
+            while running.load(Relaxed) {
+                let p = &products()[(i % 3) as usize];
+                fake.emit(p, 1 + (i % 4) as usize, t0 + i * 150);
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+            i
+        })
+    };
+    let mut pauses = Vec::new();
+    for k in 0..20 {
+        let body = if k % 2 == 0 { &other } else { &guest };
+        let r = put(&s, body).await;
+        assert_eq!(r.status, 200, "swap {k}: {}", r.body);
+        let j = r.json();
+        assert_eq!(j["active"]["sha256"], sha256(body));
+        pauses.push(j["pause_us"].as_u64().unwrap_or(0));
+    }
+    running.store(false, Relaxed);
+    let emitted = feeder.await.expect("feeder");
+    println!("{emitted} frames during 20 swaps; pauses (us): {pauses:?}");
+    stored_equal_log(&s, &fake, &products()).await;
+    let st = status(&s).await;
+    assert_eq!(st["swaps"], 20);
+    assert_eq!(st["active"]["sha256"], sha256(&guest));
+    assert_eq!(st["previous"]["sha256"], sha256(&other));
+
+    // Rollback: back to the other one, state handed over.
+    let r = call(&s, "POST", "/admin/component/rollback").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    fake.emit("SOL-USD", 5, t0 + 200_000);
+    stored_equal_log(&s, &fake, &products()).await;
+    let st = status(&s).await;
+    assert_eq!(st["active"]["sha256"], sha256(&other));
+    assert_eq!(st["rollbacks"], 1);
+    let metrics = http::get(s.addr(), "/metrics").await.body;
+    assert!(metrics.contains("spot_engine_swaps_total 20"));
+    assert!(metrics.contains("spot_engine_rollbacks_total 1"));
+    s.stop().await;
+
+    // A restart keeps the component that was active.
+    let s = server(&pg, &fake, Some(TOKEN)).await;
+    assert_eq!(status(&s).await["active"]["sha256"], sha256(&other));
+    fake.emit("BTC-USD", 5, t0 + 210_000);
+    stored_equal_log(&s, &fake, &products()).await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_after_a_swap_rolls_back_on_its_own() {
+    let (fake, pg) = parts().await;
+    let s = server(&pg, &fake, Some(TOKEN)).await;
+    let (guest, other) = (wasm("spot_guest"), wasm("spot_test_misbehave"));
+    let t = past_minute(5);
+    fake.emit("BTC-USD", 10, t);
+    let r = put(&s, &other).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    fake.emit("ETH-USD", 10, t + 1000);
+    // 668 makes the test component panic: a trap at run time, after the swap.
+    fake.emit_priced("BTC-USD", t + 2000, Fixed::from_int(668));
+    fake.emit("BTC-USD", 5, t + 3000);
+    stored_equal_log(&s, &fake, &products()).await;
+    let st = status(&s).await;
+    assert_eq!(st["active"]["sha256"], sha256(&guest), "rolled back to the default");
+    assert_eq!(st["automatic_rollbacks"], 1);
+    assert!(st["last_fault"].as_str().unwrap_or("").contains("rolled back"), "{st}");
+    s.stop().await;
+
+    // The rollback is what a restart runs, too.
+    let s = server(&pg, &fake, Some(TOKEN)).await;
+    assert_eq!(status(&s).await["active"]["sha256"], sha256(&guest));
+    s.stop().await;
+}

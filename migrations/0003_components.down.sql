@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS active_component;
+DROP TABLE IF EXISTS components;
