@@ -37,6 +37,8 @@ pub struct Options {
     /// The feed's tunables (its URLs come from the [`Config`]); `None` runs
     /// without a feed (tests that drive the engine themselves).
     pub feed: Option<FeedConfig>,
+    /// Check `COMPONENT_PATH` for a new version this often (`None`: never).
+    pub component_poll: Option<Duration>,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             database_wait: Duration::from_secs(30),
             bind: None,
             feed: Some(FeedConfig::default()),
+            component_poll: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -67,6 +70,8 @@ pub struct Server {
     restored: Restored,
     products: Vec<String>,
     feed: Option<Feed>,
+    watcher: Option<tokio::task::JoinHandle<()>>,
+    admin: Arc<Admin>,
 }
 
 impl Server {
@@ -93,15 +98,16 @@ impl Server {
         let component = admin::startup_component(&loader, &components, base.clone(), &base_wasm).await?;
         let engine = Engine::start(sandbox, options.engine.clone(), component)?;
         let handle = engine.handle();
-        let admin = config.admin_token.as_deref().map(|token| {
-            Arc::new(Admin::new(
-                token,
-                loader.clone(),
-                handle.clone(),
-                components,
-                base.sha256.clone(),
-            ))
-        });
+        let admin = Arc::new(Admin::new(
+            config.admin_token.as_deref(),
+            loader.clone(),
+            handle.clone(),
+            components,
+            base.sha256.clone(),
+        ));
+        let watcher = options
+            .component_poll
+            .map(|every| admin::watch::spawn(admin.clone(), config.component_path.clone(), every, every * 4));
 
         let exchange = options.writer.exchange.clone();
         let products = resolve_products(config, &pool, &exchange).await?;
@@ -161,7 +167,7 @@ impl Server {
                 config.datastar_url.clone(),
             )
             .with_feed(feed.as_ref().map(|f| f.stats().clone()))
-            .with_admin(admin),
+            .with_admin(config.admin_token.is_some().then(|| admin.clone())),
         );
         let bind = options
             .bind
@@ -192,7 +198,14 @@ impl Server {
             restored,
             products,
             feed,
+            watcher,
+            admin,
         })
+    }
+
+    /// Hot swap (HTTP routes only with `ADMIN_TOKEN`; the file watcher always).
+    pub fn admin(&self) -> &Arc<Admin> {
+        &self.admin
     }
 
     /// The feed's counters (`None` without a feed).
@@ -246,6 +259,9 @@ impl Server {
     /// Drain and stop: streams end and HTTP stops taking requests, the engine
     /// finishes its queued input, the writer stores what it holds.
     pub async fn stop(self) {
+        if let Some(w) = &self.watcher {
+            w.abort();
+        }
         if let Some(f) = self.feed {
             f.stop().await;
         }

@@ -23,12 +23,13 @@ fn products() -> Vec<String> {
 }
 
 async fn server(pg: &Cluster, fake: &Fake, token: Option<&str>) -> Server {
+    server_with(pg, fake, token, &common::component_path("spot_guest")).await
+}
+
+async fn server_with(pg: &Cluster, fake: &Fake, token: Option<&str>, component: &std::path::Path) -> Server {
     let mut vars: HashMap<&str, String> = HashMap::from([
         ("DATABASE_URL", pg.url("postgres")),
-        (
-            "COMPONENT_PATH",
-            common::component_path("spot_guest").display().to_string(),
-        ),
+        ("COMPONENT_PATH", component.display().to_string()),
         ("COINBASE_WS_URL", fake.ws_url()),
         ("COINBASE_REST_URL", fake.rest_url()),
         ("PRODUCTS", products().join(",")),
@@ -42,6 +43,7 @@ async fn server(pg: &Cluster, fake: &Fake, token: Option<&str>) -> Server {
         limits: common::test_limits(),
         bind: Some(([127, 0, 0, 1], 0).into()),
         feed: Some(feed_config(fake)),
+        component_poll: Some(Duration::from_millis(50)),
         ..Options::default()
     };
     let server = Server::start(&config, options).await.expect("start");
@@ -311,4 +313,56 @@ async fn a_trap_after_a_swap_rolls_back_on_its_own() {
     let s = server(&pg, &fake, Some(TOKEN)).await;
     assert_eq!(status(&s).await["active"]["sha256"], sha256(&guest));
     s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_file_at_component_path_is_swapped_in_and_a_half_written_one_never() {
+    use std::io::Write;
+    let (fake, pg) = parts().await;
+    let (guest, other) = (wasm("spot_guest"), wasm("spot_test_misbehave"));
+    let dir = std::env::temp_dir().join(format!("spot-watch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("component.wasm");
+    std::fs::write(&path, &guest).expect("write");
+    // No ADMIN_TOKEN: the file is the only way in.
+    let s = server_with(&pg, &fake, None, &path).await;
+    let active = |s: &Server| s.engine().active().borrow().clone();
+    let t = past_minute(4);
+    fake.emit("BTC-USD", 5, t);
+
+    // An atomic rename (how deploy tools replace files).
+    let tmp = dir.join("component.wasm.tmp");
+    std::fs::write(&tmp, &other).expect("write");
+    std::fs::rename(&tmp, &path).expect("rename");
+    wait_until("the renamed file is swapped in", Duration::from_secs(30), || {
+        active(&s) == sha256(&other)
+    })
+    .await;
+    fake.emit("ETH-USD", 5, t + 1000);
+
+    // An in-place write that stops half way: refused, never loaded...
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .expect("open");
+    f.write_all(&guest[..guest.len() / 2]).expect("half");
+    f.flush().expect("flush");
+    wait_until("the half-written file is tried", Duration::from_secs(30), || {
+        s.admin().refused.load(Relaxed) >= 1
+    })
+    .await;
+    assert_eq!(active(&s), sha256(&other), "a half-written file never runs");
+    // ...and once the write completes, it is swapped in.
+    f.write_all(&guest[guest.len() / 2..]).expect("rest");
+    f.flush().expect("flush");
+    drop(f);
+    wait_until("the completed file is swapped in", Duration::from_secs(30), || {
+        active(&s) == sha256(&guest)
+    })
+    .await;
+    fake.emit("SOL-USD", 5, t + 2000);
+    stored_equal_log(&s, &fake, &products()).await;
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

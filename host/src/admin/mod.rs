@@ -3,6 +3,9 @@
 //! database, and only then swapped in (the engine hands the state over
 //! between two inputs). Rollback returns to the previous component. The
 //! active component is recorded per shard, so a restart keeps it.
+//! [`watch`] does the same for a new file at `COMPONENT_PATH`.
+
+pub mod watch;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -28,7 +31,8 @@ pub enum AdminError {
 
 /// The admin side of the engine.
 pub struct Admin {
-    token: [u8; 32],
+    /// sha256 of `ADMIN_TOKEN` (`None`: no request is authorized).
+    token: Option<[u8; 32]>,
     loader: Loader,
     engine: EngineHandle,
     store: ComponentStore,
@@ -55,8 +59,15 @@ pub struct Installed {
 }
 
 impl Admin {
-    /// Admin with bearer `token`; records every change of the active component.
-    pub fn new(token: &str, loader: Loader, engine: EngineHandle, store: ComponentStore, base_sha256: String) -> Self {
+    /// Admin with bearer `token` (`None`: only the file watcher installs);
+    /// records every change of the active component.
+    pub fn new(
+        token: Option<&str>,
+        loader: Loader,
+        engine: EngineHandle,
+        store: ComponentStore,
+        base_sha256: String,
+    ) -> Self {
         let mut active = engine.active();
         let (rec_store, base) = (store.clone(), base_sha256.clone());
         // Every change of the active component (swap, rollback, the engine's
@@ -70,7 +81,7 @@ impl Admin {
             }
         });
         Admin {
-            token: Sha256::digest(token.as_bytes()).into(),
+            token: token.map(|t| Sha256::digest(t.as_bytes()).into()),
             loader,
             engine,
             store,
@@ -85,8 +96,9 @@ impl Admin {
     /// Whether `presented` is the token. Compares digests in constant time, so
     /// neither the token's length nor a matching prefix shows in the timing.
     pub fn authorized(&self, presented: &str) -> bool {
+        let Some(token) = &self.token else { return false };
         let p: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        p.iter().zip(&self.token).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        p.iter().zip(token).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
     }
 
     /// The last refusal or failure, if any.
