@@ -49,10 +49,11 @@ test: components
 toolchain:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 
-## The default component and the misbehaving test components.
+## The default component, the example component and the misbehaving test components.
 components: toolchain
 	$(CARGO) build --profile component --target $(WASM_TARGET) \
-		-p spot-guest -p spot-test-misbehave -p spot-test-wrong-contract -p spot-test-foreign-import
+		-p spot-guest -p spot-example-change \
+		-p spot-test-misbehave -p spot-test-wrong-contract -p spot-test-foreign-import
 	@ls -l $(COMPONENT_DIR)/*.wasm
 
 ## Benchmarks: engine (component vs native, render, swap pause, day import),
@@ -67,7 +68,7 @@ bench: components
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --target $(WASM_TARGET) -p spot-guest -p spot-test-misbehave \
+	$(CARGO) clippy --target $(WASM_TARGET) -p spot-guest -p spot-example-change -p spot-test-misbehave \
 		-p spot-test-wrong-contract -p spot-test-foreign-import -- -D warnings
 
 fmt:

@@ -366,3 +366,25 @@ async fn a_new_file_at_component_path_is_swapped_in_and_a_half_written_one_never
     s.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_component_swaps_in_and_renders_its_own_element() {
+    let (fake, pg) = parts().await;
+    let s = server(&pg, &fake, Some(TOKEN)).await;
+    let t = past_minute(3);
+    fake.emit("BTC-USD", 6, t);
+    let r = put(&s, &wasm("spot_example_change")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["active"]["name"], "spot-example-change");
+    fake.emit("BTC-USD", 4, t + 1000);
+    stored_equal_log(&s, &fake, &products()).await;
+    let mut sse = http::sse(s.addr(), "/stream?product=BTC-USD&granularity=ONE_MINUTE", &[], None).await;
+    let first = sse.event().await.expect("the current state");
+    let element = first.elements.join("\n");
+    let want = &fake.candles("BTC-USD", 60)[0];
+    let change = spot_wire::Fixed::from_units(want.close.units() - want.open.units());
+    assert!(element.contains("id=\"BTC-USD-ONE_MINUTE\""), "{element}");
+    assert!(element.contains(&format!("data-change=\"{change}\"")), "{element}");
+    assert!(element.contains("data-trades=\"10\""), "{element}");
+    s.stop().await;
+}

@@ -64,6 +64,12 @@ pub fn import_state(state: &[u8]) -> Result<(), String> {
 
 /// `render`: one element per packed candle (none if the buffer is malformed).
 pub fn render(candles: &[u8]) -> Vec<String> {
+    render_with(candles, render::element)
+}
+
+/// [`render`] with another element: components that keep the default rules
+/// but present candles differently pass their own `element(candle, product)`.
+pub fn render_with(candles: &[u8], element: impl Fn(&Candle, &str) -> String) -> Vec<String> {
     let Ok(candles) = decode_all::<Candle>(candles) else {
         return Vec::new();
     };
@@ -71,8 +77,8 @@ pub fn render(candles: &[u8]) -> Vec<String> {
         candles
             .iter()
             .map(|c| match a.name_of(c.product) {
-                Some(name) => render::element(c, name),
-                None => render::element(c, &format!("product-{}", c.product)),
+                Some(name) => element(c, name),
+                None => element(c, &format!("product-{}", c.product)),
             })
             .collect()
     })

@@ -26,21 +26,28 @@ pub fn escape_attr(out: &mut String, s: &str) {
 /// product and granularity, so the browser morphs the element in place.
 pub fn element(c: &Candle, product: &str) -> String {
     let mut s = String::with_capacity(320 + 2 * product.len());
+    open_element(&mut s, c, product);
+    s.push_str("></spot-candle>");
+    s
+}
+
+/// Write `<spot-candle id=… data-…="…"` (the seed's attributes, without the
+/// closing `>`), so a component can add attributes of its own after them.
+pub fn open_element(s: &mut String, c: &Candle, product: &str) {
     let g = c.granularity.name();
     s.push_str("<spot-candle id=\"");
-    escape_attr(&mut s, product);
+    escape_attr(s, product);
     s.push('-');
     s.push_str(g);
     s.push_str("\" data-product=\"");
-    escape_attr(&mut s, product);
+    escape_attr(s, product);
     // Numbers and names below are produced here and contain nothing to escape.
     let _ = write!(
         s,
         "\" data-granularity=\"{g}\" data-timestamp=\"{}\" data-open=\"{}\" data-high=\"{}\" \
-         data-low=\"{}\" data-close=\"{}\" data-volume=\"{}\" data-complete=\"{}\"></spot-candle>",
+         data-low=\"{}\" data-close=\"{}\" data-volume=\"{}\" data-complete=\"{}\"",
         c.start, c.open, c.high, c.low, c.close, c.volume, c.complete
     );
-    s
 }
 
 #[cfg(test)]
