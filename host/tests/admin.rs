@@ -388,3 +388,64 @@ async fn the_example_component_swaps_in_and_renders_its_own_element() {
     assert!(element.contains("data-trades=\"10\""), "{element}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_run_compares_on_live_input_and_swaps_only_on_confirm() {
+    let (fake, pg) = parts().await;
+    let s = server(&pg, &fake, Some(TOKEN)).await;
+    let (guest, other) = (wasm("spot_guest"), wasm("spot_test_misbehave"));
+    let t = past_minute(4);
+    fake.emit("BTC-USD", 5, t);
+    let auth = format!("Bearer {TOKEN}");
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/wasm")];
+    let r = http::request(s.addr(), "PUT", "/admin/component?shadow=0", &headers, &other).await;
+    assert_eq!(r.status, 400);
+    let r = http::request(s.addr(), "PUT", "/admin/component?shadow=60", &headers, &other).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+
+    // The same rules: everything compared agrees.
+    fake.emit("ETH-USD", 5, t + 1000);
+    let shadow = wait_for_shadow(&s, |sh| sh["compared"].as_u64().unwrap_or(0) > 0).await;
+    assert_eq!(shadow["differing"], 0, "{shadow}");
+    assert_eq!(shadow["running"], true);
+    // A batch the test component reports with doubled volumes.
+    fake.emit_priced("BTC-USD", t + 2000, Fixed::from_int(675));
+    let shadow = wait_for_shadow(&s, |sh| sh["differing"].as_u64().unwrap_or(0) > 0).await;
+    assert_eq!(shadow["differing"], 8, "one bucket per granularity: {shadow}");
+    let example = shadow["examples"][0].as_str().unwrap_or("");
+    assert!(
+        example.starts_with("BTC-USD ") && example.contains("active o"),
+        "{example}"
+    );
+
+    // Nothing the shadow produced went anywhere; the active one never changed.
+    stored_equal_log(&s, &fake, &products()).await;
+    assert_eq!(status(&s).await["active"]["sha256"], sha256(&guest));
+
+    let r = call(&s, "POST", "/admin/component/shadow/confirm").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let st = status(&s).await;
+    assert_eq!(st["active"]["sha256"], sha256(&other));
+    assert!(st["shadow"].is_null());
+    fake.emit("SOL-USD", 5, t + 3000);
+    stored_equal_log(&s, &fake, &products()).await;
+    assert_eq!(call(&s, "DELETE", "/admin/component/shadow").await.status, 409);
+    assert_eq!(call(&s, "POST", "/admin/component/shadow/confirm").await.status, 409);
+    s.stop().await;
+}
+
+/// Poll the shadow report until `done` holds (it changes as inputs arrive).
+async fn wait_for_shadow(s: &Server, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let shadow = status(s).await["shadow"].clone();
+        if done(&shadow) {
+            return shadow;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "shadow never got there: {shadow}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

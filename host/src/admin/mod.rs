@@ -114,6 +114,53 @@ impl Admin {
     /// Validate `wasm` and swap it in. Nothing changes unless every check passes.
     pub async fn install(&self, wasm: Vec<u8>) -> Result<Installed, AdminError> {
         let _one = self.one_at_a_time.lock().await;
+        let component = self.validate(wasm).await?;
+        self.swap_in(component).await
+    }
+
+    /// Validate `wasm` and run it beside the active component for `run_for`
+    /// (nothing it produces is used); [`Admin::confirm_shadow`] swaps it in.
+    pub async fn shadow(&self, wasm: Vec<u8>, run_for: std::time::Duration) -> Result<Installed, AdminError> {
+        let _one = self.one_at_a_time.lock().await;
+        let component = self.validate(wasm).await?;
+        let swap = self
+            .engine
+            .shadow(component.clone(), run_for)
+            .await
+            .map_err(|e| self.fail(e.into()))?;
+        Ok(Installed { component, swap })
+    }
+
+    /// Swap in the component of the shadow run.
+    pub async fn confirm_shadow(&self) -> Result<Installed, AdminError> {
+        let _one = self.one_at_a_time.lock().await;
+        let Some(component) = self.engine.end_shadow().await? else {
+            return Err(AdminError::Engine(EngineError::Busy(
+                "there is no shadow run to confirm".into(),
+            )));
+        };
+        self.swap_in(component).await
+    }
+
+    /// Stop the shadow run without swapping; whether there was one.
+    pub async fn discard_shadow(&self) -> Result<bool, AdminError> {
+        Ok(self.engine.end_shadow().await?.is_some())
+    }
+
+    async fn swap_in(&self, component: Arc<LoadedComponent>) -> Result<Installed, AdminError> {
+        let swap = self
+            .engine
+            .swap(component.clone())
+            .await
+            .map_err(|e| self.fail(e.into()))?;
+        self.record().await;
+        tracing::info!(component = %component, sha256 = %component.sha256,
+            pause_us = swap.pause.as_micros() as u64, "component installed");
+        Ok(Installed { component, swap })
+    }
+
+    /// Compile, check, golden-run, and keep the `.wasm` in the database.
+    async fn validate(&self, wasm: Vec<u8>) -> Result<Arc<LoadedComponent>, AdminError> {
         let loader = self.loader.clone();
         let (component, wasm) = tokio::task::spawn_blocking(move || {
             let c = loader
@@ -138,14 +185,7 @@ impl Admin {
                 "cannot keep the component in the database: {e}"
             ))));
         }
-        let swap = self
-            .engine
-            .swap(component.clone())
-            .await
-            .map_err(|e| self.fail(e.into()))?;
-        self.record().await;
-        tracing::info!(component = %component, sha256 = %component.sha256, pause_us = swap.pause.as_micros() as u64, "component installed");
-        Ok(Installed { component, swap })
+        Ok(component)
     }
 
     /// Return to the previous component with the current state.

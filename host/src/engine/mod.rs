@@ -20,6 +20,7 @@ pub mod loader;
 pub mod products;
 mod runtime;
 pub mod sandbox;
+mod shadow;
 pub mod smoke;
 pub mod stats;
 
@@ -31,6 +32,7 @@ pub use error::{EngineError, Fault, LoadError};
 pub use loader::{CONTRACT_VERSION, LoadedComponent, Loader};
 pub use products::Products;
 pub use sandbox::{Limits, Sandbox};
+pub use shadow::ShadowReport;
 use spot_wire::{Candle, Gap, Trade};
 pub use stats::{ComponentSummary, Stats, StatsSnapshot, Status};
 use tokio::sync::{mpsc, oneshot};
@@ -297,6 +299,27 @@ impl EngineHandle {
     /// Make the previous component active again, handing over the state.
     pub async fn rollback(&self) -> Result<SwapReport, EngineError> {
         self.ask(Command::Rollback).await?
+    }
+
+    /// Run `component` beside the active one on the same inputs for `run_for`
+    /// and compare their candles (see [`EngineHandle::shadow_status`]).
+    pub async fn shadow(&self, component: Arc<LoadedComponent>, run_for: Duration) -> Result<SwapReport, EngineError> {
+        self.ask(|done| Command::Shadow {
+            component,
+            run_for,
+            done,
+        })
+        .await?
+    }
+
+    /// The shadow run's findings, if there is one.
+    pub async fn shadow_status(&self) -> Result<Option<ShadowReport>, EngineError> {
+        self.ask(Command::ShadowStatus).await
+    }
+
+    /// End the shadow run; its component, if there was one.
+    pub async fn end_shadow(&self) -> Result<Option<Arc<LoadedComponent>>, EngineError> {
+        self.ask(Command::EndShadow).await
     }
 
     /// The active component's state in the canonical format.

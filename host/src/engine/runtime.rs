@@ -24,6 +24,7 @@ use super::journal::{Entry, Journal, Snapshot, apply_all};
 use super::loader::LoadedComponent;
 use super::products::Products;
 use super::sandbox::Sandbox;
+use super::shadow::{Shadow, ShadowReport};
 use super::stats::{ComponentSummary, Stats, Status};
 use super::{CandleUpdate, Cause, EngineConfig, EngineOutput, GapReport, SwapReport};
 
@@ -44,6 +45,16 @@ pub(crate) enum Command {
     },
     /// Swap back to the previous component.
     Rollback(oneshot::Sender<Result<SwapReport, EngineError>>),
+    /// Run `component` beside the active one for `run_for`, comparing.
+    Shadow {
+        component: Arc<LoadedComponent>,
+        run_for: Duration,
+        done: oneshot::Sender<Result<SwapReport, EngineError>>,
+    },
+    /// The shadow's findings.
+    ShadowStatus(oneshot::Sender<Option<ShadowReport>>),
+    /// Stop the shadow; returns its component (to swap in, or to drop).
+    EndShadow(oneshot::Sender<Option<Arc<LoadedComponent>>>),
     ExportState(oneshot::Sender<Result<Vec<u8>, EngineError>>),
     Status(oneshot::Sender<Status>),
     Barrier(oneshot::Sender<()>),
@@ -74,6 +85,7 @@ pub(crate) struct Runtime {
     last_fault: Option<String>,
     pending: Option<Command>,
     swapping: Option<PendingSwap>,
+    shadow: Option<Shadow>,
     /// For swap builders to report back without keeping the engine alive.
     commands: mpsc::WeakSender<Command>,
     /// The active component's sha256, for whoever records it.
@@ -89,6 +101,8 @@ struct PendingSwap {
     prepare: Duration,
     /// Going back to the previous component (counted as a rollback).
     rollback: bool,
+    /// Not a swap: start a shadow run of this length with the new instance.
+    shadow: Option<Duration>,
 }
 
 /// A swap's builder catches up again while more than this many inputs arrived
@@ -139,6 +153,7 @@ impl Runtime {
             last_fault: None,
             pending: None,
             swapping: None,
+            shadow: None,
             commands,
             active_tx,
         })
@@ -199,6 +214,26 @@ impl Runtime {
                 }
                 Command::Subscribe(tx) => self.subscribers.push(tx),
                 Command::Swap { component, done } => self.begin_swap(component, done, false),
+                Command::Shadow {
+                    component,
+                    run_for,
+                    done,
+                } => {
+                    if self.swapping.is_some() {
+                        let _ = done.send(Err(EngineError::Busy("a swap is in progress".into())));
+                    } else {
+                        self.begin_swap(component, done, false);
+                        if let Some(p) = self.swapping.as_mut() {
+                            p.shadow = Some(run_for);
+                        }
+                    }
+                }
+                Command::ShadowStatus(done) => {
+                    let _ = done.send(self.shadow.as_ref().map(Shadow::report));
+                }
+                Command::EndShadow(done) => {
+                    let _ = done.send(self.shadow.take().map(|s| s.component));
+                }
                 Command::Rollback(done) => match self.previous.clone() {
                     Some(previous) => self.begin_swap(previous, done, true),
                     None => {
@@ -286,6 +321,14 @@ impl Runtime {
     /// Record a successfully applied input and emit what it produced.
     fn applied(&mut self, entry: Entry, outcome: Option<Outcome>, cause: Cause) {
         self.stats.batches.fetch_add(1, Relaxed);
+        if let Some(shadow) = self.shadow.as_mut() {
+            let products = &self.products;
+            shadow.follow(&entry, outcome.as_ref(), |id| {
+                products
+                    .name(id)
+                    .map_or_else(|| format!("product {id}"), |n| n.to_string())
+            });
+        }
         self.journal.push(entry);
         if let Some(outcome) = outcome {
             self.emit(outcome, cause);
@@ -488,6 +531,7 @@ impl Runtime {
                     rounds: 0,
                     prepare: Duration::ZERO,
                     rollback,
+                    shadow: None,
                 })
             }
             Err(e) => {
@@ -561,6 +605,18 @@ impl Runtime {
         if let Err((_, f)) = apply_all(tail, &mut fresh) {
             tracing::warn!(component = %component, fault = %f, "swap refused: the new component failed an input");
             let _ = pending.done.send(Err(refuse(f)));
+            return;
+        }
+        if let Some(run_for) = pending.shadow {
+            tracing::info!(component = %component, seconds = run_for.as_secs(), "shadow run started");
+            self.shadow = Some(Shadow::new(component.clone(), fresh, run_for));
+            let report = SwapReport {
+                from: self.active.to_string(),
+                to: component.to_string(),
+                pause: started.elapsed(),
+                prepare: pending.prepare,
+            };
+            let _ = pending.done.send(Ok(report));
             return;
         }
         let old_instance = self.instance.replace(fresh);

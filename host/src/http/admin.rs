@@ -22,6 +22,8 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin/component", get(status).put(install))
         .route("/admin/component/rollback", post(rollback))
+        .route("/admin/component/shadow", axum::routing::delete(discard_shadow))
+        .route("/admin/component/shadow/confirm", post(confirm_shadow))
 }
 
 fn plain(status: StatusCode, message: impl Into<String>) -> Response {
@@ -107,6 +109,17 @@ pub async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
         "refused": admin.refused.load(std::sync::atomic::Ordering::Relaxed),
         "last_error": admin.last_error(),
         "last_fault": s.last_fault,
+        "shadow": state.engine.shadow_status().await.ok().flatten().map(|r| json!({
+            "component": summary(&r.component),
+            "running": r.running,
+            "elapsed_s": r.elapsed.as_secs_f64(),
+            "remaining_s": r.remaining.as_secs_f64(),
+            "inputs": r.inputs,
+            "compared": r.compared,
+            "differing": r.differing,
+            "examples": r.examples,
+            "fault": r.fault,
+        })),
     }))
     .into_response()
 }
@@ -116,6 +129,12 @@ pub async fn install(State(state): State<Arc<AppState>>, request: Request) -> Re
     let admin = match authorize(&state, request.headers()) {
         Ok(a) => a,
         Err(d) => return d.into_response(),
+    };
+    // `?shadow=SECONDS`: run beside the active component, swap on confirm.
+    let shadow = match request.uri().query().map(shadow_seconds) {
+        None => None,
+        Some(Ok(s)) => s,
+        Some(Err(m)) => return plain(StatusCode::BAD_REQUEST, m),
     };
     let kind = request
         .headers()
@@ -144,6 +163,24 @@ pub async fn install(State(state): State<Arc<AppState>>, request: Request) -> Re
     if !wasm.starts_with(b"\0asm") {
         return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the body is not WebAssembly");
     }
+    if let Some(seconds) = shadow {
+        return match admin.shadow(wasm, std::time::Duration::from_secs(seconds)).await {
+            Ok(done) => (
+                StatusCode::ACCEPTED,
+                Json(json!({
+                    "shadow": {
+                        "name": done.component.name,
+                        "version": done.component.version,
+                        "sha256": done.component.sha256,
+                        "seconds": seconds,
+                    },
+                    "confirm": "POST /admin/component/shadow/confirm",
+                })),
+            )
+                .into_response(),
+            Err(e) => engine_error(e),
+        };
+    }
     match admin.install(wasm).await {
         Ok(done) => Json(json!({
             "active": {
@@ -168,6 +205,49 @@ pub async fn rollback(State(state): State<Arc<AppState>>, headers: HeaderMap) ->
     };
     match admin.rollback().await {
         Ok(r) => Json(json!({"from": r.from, "to": r.to, "pause_us": r.pause.as_micros() as u64})).into_response(),
+        Err(e) => engine_error(e),
+    }
+}
+
+/// `shadow=SECONDS` (1 s to 1 day) from a query string.
+fn shadow_seconds(query: &str) -> Result<Option<u64>, &'static str> {
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if k == "shadow" {
+            return match v.parse::<u64>() {
+                Ok(s) if (1..=86_400).contains(&s) => Ok(Some(s)),
+                _ => Err("shadow must be a number of seconds from 1 to 86400"),
+            };
+        }
+    }
+    Ok(None)
+}
+
+/// `POST /admin/component/shadow/confirm`: swap in the shadow's component.
+pub async fn confirm_shadow(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let admin = match authorize(&state, &headers) {
+        Ok(a) => a,
+        Err(d) => return d.into_response(),
+    };
+    match admin.confirm_shadow().await {
+        Ok(done) => Json(json!({
+            "active": {"name": done.component.name, "version": done.component.version, "sha256": done.component.sha256},
+            "from": done.swap.from,
+            "pause_us": done.swap.pause.as_micros() as u64,
+        }))
+        .into_response(),
+        Err(e) => engine_error(e),
+    }
+}
+
+/// `DELETE /admin/component/shadow`: stop the shadow run, swap nothing.
+pub async fn discard_shadow(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let admin = match authorize(&state, &headers) {
+        Ok(a) => a,
+        Err(d) => return d.into_response(),
+    };
+    match admin.discard_shadow().await {
+        Ok(true) => plain(StatusCode::OK, "shadow run stopped"),
+        Ok(false) => plain(StatusCode::CONFLICT, "there is no shadow run"),
         Err(e) => engine_error(e),
     }
 }

@@ -3,7 +3,7 @@
 //! of failure costs the component, never the host.
 
 use spot_rules::{CandleSource, Settings, handlers};
-use spot_wire::{Trade, decode_all};
+use spot_wire::{Outcome, Trade, decode_all};
 
 wit_bindgen::generate!({ world: "aggregation-component", path: "../../wit" });
 
@@ -21,6 +21,9 @@ mod chaos {
     pub const REFUSE: i128 = 672;
     pub const GARBAGE: i128 = 673;
     pub const ABORT: i128 = 674;
+    /// Not a failure: the batch is counted, but the candles reported for it
+    /// have twice their volume (a component whose rules differ, for shadow runs).
+    pub const SKEW: i128 = 675;
 }
 
 const UNIT: i128 = 1_000_000_000_000_000_000;
@@ -79,14 +82,24 @@ impl Guest for Component {
         handlers::define_products(products.into_iter().map(|p| (p.id, p.name)))
     }
     fn ingest(trades: Vec<u8>) -> Result<Vec<u8>, String> {
+        let mut skew = false;
         if let Ok(decoded) = decode_all::<Trade>(&trades) {
             for t in decoded {
+                skew |= t.price.units() / UNIT == chaos::SKEW;
                 if let Some(r) = misbehave(t.price.units()) {
                     return r;
                 }
             }
         }
-        handlers::ingest(&trades)
+        let out = handlers::ingest(&trades)?;
+        if !skew {
+            return Ok(out);
+        }
+        let mut o = Outcome::decode(&out).map_err(|e| e.to_string())?;
+        for c in &mut o.updates {
+            c.volume = c.volume.saturating_add(c.volume);
+        }
+        Ok(o.encode())
     }
     fn apply_candles(candles: Vec<u8>, source: WitSource) -> Result<Vec<u8>, String> {
         let source = match source {
