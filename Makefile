@@ -43,7 +43,8 @@ demo: components
 test: components
 	$(CARGO) fmt --all -- --check
 	$(CARGO) test --workspace --exclude spot-guest \
-		--exclude spot-test-misbehave --exclude spot-test-wrong-contract --exclude spot-test-foreign-import
+		--exclude spot-test-misbehave --exclude spot-test-wrong-contract --exclude spot-test-foreign-import \
+		--exclude spot-test-bad-output
 
 ## The wasm target (idempotent; rust-toolchain.toml pins the toolchain).
 toolchain:
@@ -53,7 +54,7 @@ toolchain:
 components: toolchain
 	$(CARGO) build --profile component --target $(WASM_TARGET) \
 		-p spot-guest -p spot-example-change \
-		-p spot-test-misbehave -p spot-test-wrong-contract -p spot-test-foreign-import
+		-p spot-test-misbehave -p spot-test-wrong-contract -p spot-test-foreign-import -p spot-test-bad-output
 	@ls -l $(COMPONENT_DIR)/*.wasm
 
 ## Benchmarks: engine (component vs native, render, swap pause, day import),
@@ -69,7 +70,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) -p spot-guest -p spot-example-change -p spot-test-misbehave \
-		-p spot-test-wrong-contract -p spot-test-foreign-import -- -D warnings
+		-p spot-test-wrong-contract -p spot-test-foreign-import -p spot-test-bad-output -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

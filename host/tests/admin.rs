@@ -203,6 +203,11 @@ async fn broken_components_are_refused_with_a_reason_and_the_service_goes_on() {
             "which spot does not provide",
         ),
         ("a truncated file", half, "not a valid WebAssembly component"),
+        (
+            "malformed candles",
+            wasm("spot_test_bad_output"),
+            "golden run: ingest: malformed",
+        ),
     ] {
         let r = put(&s, &body).await;
         assert_eq!(r.status, 422, "{what}: {}", r.body);
@@ -219,7 +224,7 @@ async fn broken_components_are_refused_with_a_reason_and_the_service_goes_on() {
         );
         assert!(st["last_error"].as_str().unwrap_or("").contains(reason));
     }
-    assert_eq!(status(&s).await["refused"], 3);
+    assert_eq!(status(&s).await["refused"], 4);
     fake.emit("ETH-USD", 10, t + 1000);
     stored_equal_log(&s, &fake, &products()).await;
     assert_eq!(http::get(s.addr(), "/readyz").await.status, 200);
