@@ -143,12 +143,14 @@ impl Feed {
         let stats = Arc::new(FeedStats::new(groups.len(), shard.0, shard.1));
         let rest = Arc::new(Rest::new(&config.rest_url, config.rest_per_second)?);
         let (stop, stopped) = watch::channel(false);
+        // Registered once; the connections and the resumed repairs use these ids.
         let ids = engine.register_products(products).await?;
+        let id_of: HashMap<String, u32> = products.iter().cloned().zip(ids).collect();
         let mut initial = Vec::new();
         if let Some(log) = &log {
             for r in log.pending().await? {
-                if let Some(i) = products.iter().position(|p| *p == r.product_id) {
-                    initial.push((ids[i], r.from_minute, r.to_minute));
+                if let Some(&id) = id_of.get(&r.product_id) {
+                    initial.push((id, r.from_minute, r.to_minute));
                 }
             }
             if !initial.is_empty() {
@@ -176,10 +178,12 @@ impl Feed {
             credentials,
         });
         for (index, group) in groups.into_iter().enumerate() {
-            let ids = engine.register_products(&group).await?;
             let conn = connection::Connection {
                 index,
-                ids: group.iter().cloned().zip(ids).collect::<HashMap<_, _>>(),
+                ids: group
+                    .iter()
+                    .filter_map(|p| id_of.get(p).map(|&id| (p.clone(), id)))
+                    .collect(),
                 products: group,
             };
             tasks.push(tokio::spawn(connection::run(conn, shared.clone(), stopped.clone())));
