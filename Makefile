@@ -5,15 +5,20 @@ WASM_TARGET := wasm32-wasip2
 COMPONENT_DIR := target/$(WASM_TARGET)/component
 COMPONENT_PATH ?= $(COMPONENT_DIR)/spot_guest.wasm
 
-.PHONY: run demo test components toolchain bench lint fmt clean
+.PHONY: run demo build test components toolchain browser-deps bench lint fmt clean
 
 DEV_PG_DIR ?= data/postgres
 DEV_PG_PORT ?= 5433
 
+## The default component and the release server: what `run` starts and what
+## the Dockerfile runs.
+build: toolchain
+	$(CARGO) build --profile component --target $(WASM_TARGET) -p spot-guest
+	$(CARGO) build --release -p spot-host --bin spot-server
+
 ## Build the default component and the host, then run the server. Without
 ## DATABASE_URL, a local PostgreSQL is started (and kept) under $(DEV_PG_DIR).
-run: components
-	$(CARGO) build --release -p spot-host --bin spot-server
+run: build
 	@if [ -z "$$DATABASE_URL" ]; then \
 		$(CARGO) build -q --release -p spot-testkit --bin spot-dev-postgres && \
 		DATABASE_URL=$$(./target/release/spot-dev-postgres $(DEV_PG_DIR) $(DEV_PG_PORT)) || exit 1; \
@@ -25,8 +30,8 @@ run: components
 ## DEMO_PRODUCTS products at DEMO_RATE trades/s on 127.0.0.1:8701 (WS) and 8702 (REST).
 DEMO_PRODUCTS ?= 5
 DEMO_RATE ?= 20
-demo: components
-	$(CARGO) build --release -p spot-host --bin spot-server -p spot-fake-coinbase --bin fake-coinbase
+demo: build
+	$(CARGO) build --release -p spot-fake-coinbase --bin fake-coinbase
 	@if [ -z "$$DATABASE_URL" ]; then \
 		$(CARGO) build -q --release -p spot-testkit --bin spot-dev-postgres && \
 		DATABASE_URL=$$(./target/release/spot-dev-postgres $(DEV_PG_DIR) $(DEV_PG_PORT)) || exit 1; \
@@ -39,8 +44,8 @@ demo: components
 		COINBASE_WS_URL=ws://127.0.0.1:8701 COINBASE_REST_URL=http://127.0.0.1:8702 \
 		./target/release/spot-server
 
-## Build everything and run every test.
-test: components
+## Build everything and run every test (the browser test needs browser-deps).
+test: components browser-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) test --workspace --exclude spot-guest \
 		--exclude spot-test-misbehave --exclude spot-test-wrong-contract --exclude spot-test-foreign-import \
@@ -49,6 +54,18 @@ test: components
 ## The wasm target (idempotent; rust-toolchain.toml pins the toolchain).
 toolchain:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+## What the browser test (host/tests/browser.rs) drives: Debian's Chromium
+## (installed with apt when missing; CHROMIUM names another binary) and
+## playwright-core from npm, pinned by host/tests/browser/package-lock.json.
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser-deps:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@test -d host/tests/browser/node_modules/playwright-core || \
+		(cd host/tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
 ## The default component, the example component and the misbehaving test components.
 components: toolchain

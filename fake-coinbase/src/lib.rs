@@ -27,13 +27,16 @@ use tokio::sync::broadcast;
 
 pub use market::{FakeTrade, Market, RefCandle};
 
+/// An online spot listing whose id is markup and a path: a client must refuse it.
+pub const HOSTILE_PRODUCT: &str = "<img src=x onerror=\"window.pwned=1\">/../-USD";
+
 /// How the fake behaves.
 #[derive(Clone)]
 pub struct FakeConfig {
     /// The online spot products that trade.
     pub products: Vec<String>,
     /// List products the client must skip too (USDC aliases, disabled,
-    /// delisted, trading-disabled, futures).
+    /// delisted, trading-disabled, futures, and [`HOSTILE_PRODUCT`]).
     pub listing_extras: bool,
     /// Heartbeats on subscribed connections this often.
     pub heartbeat_every: Duration,
@@ -298,6 +301,17 @@ impl Fake {
             .clear();
     }
 
+    /// Change the market's settings ([`Market::limit_log`],
+    /// [`Market::stamp_prices`]).
+    pub fn configure_market(&self, f: impl FnOnce(&mut Market)) {
+        f(&mut self.shared.market());
+    }
+
+    /// How many trades were made so far (withheld ones included).
+    pub fn made(&self) -> u64 {
+        self.shared.market().made()
+    }
+
     /// Every trade made so far (including withheld ones), in order made.
     pub fn log(&self) -> Vec<FakeTrade> {
         self.shared.market().log().to_vec()
@@ -312,17 +326,25 @@ impl Fake {
     /// Make trades on the wall clock: about `per_second` trades a second over
     /// all products, in frames every 250 ms (as Coinbase batches them).
     pub fn run_market(&self, per_second: u64) -> tokio::task::JoinHandle<()> {
+        self.run_market_every(per_second, Duration::from_millis(250))
+    }
+
+    /// [`Fake::run_market`] with a frame every `every`.
+    pub fn run_market_every(&self, per_second: u64, every: Duration) -> tokio::task::JoinHandle<()> {
         let shared = self.shared.clone();
+        let per_frame_us = every.as_micros().max(1) as u64;
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Trades owed, in millionths: per_second × frame length.
             let mut carry = 0u64;
             loop {
                 tick.tick().await;
-                carry += per_second;
-                let n = carry / 4;
-                carry %= 4;
-                let now = now_ms();
-                let trades = shared.market().random_trades(n as usize, now);
+                carry += per_second * per_frame_us;
+                let n = carry / 1_000_000;
+                carry %= 1_000_000;
+                let now = now_us();
+                let trades = shared.market().random_trades_us(n as usize, now);
                 let sent: Vec<FakeTrade> = trades.into_iter().filter(|t| !t.withheld).collect();
                 if !sent.is_empty() {
                     let _ = shared.events.send(Event::Trades(Arc::new(sent)));
@@ -344,6 +366,14 @@ impl Drop for Fake {
         }
         let _ = self.shared.events.send(Event::Fault(Fault::Drop));
     }
+}
+
+/// Unix time in microseconds.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 /// Unix time in milliseconds.

@@ -49,6 +49,13 @@ pub struct Market {
     index: HashMap<String, usize>,
     log: Vec<FakeTrade>,
     rng: u64,
+    /// Keep about this many trades in the log (a load test runs millions).
+    log_limit: Option<usize>,
+    /// Trades made so far (the log may keep fewer).
+    made: u64,
+    /// Price each random trade at its frame's time in unix µs (see
+    /// [`Market::stamp_prices`]).
+    stamp_prices: bool,
 }
 
 impl Market {
@@ -59,6 +66,9 @@ impl Market {
             index: HashMap::new(),
             log: Vec::new(),
             rng: seed.max(1),
+            log_limit: None,
+            made: 0,
+            stamp_prices: false,
         };
         for p in products {
             m.book(p);
@@ -90,6 +100,19 @@ impl Market {
         });
         self.index.insert(product.to_string(), i);
         i
+    }
+
+    /// Keep only about the newest `limit` trades in the log (between `limit`
+    /// and twice that): candles from the log are then partial, snapshots not.
+    pub fn limit_log(&mut self, limit: usize) {
+        self.log_limit = Some(limit.max(1));
+    }
+
+    /// Random trades are priced at their frame's time in unix µs, so a
+    /// client can read from a candle's close how old the newest trade in it
+    /// is (the load bench's latency from exchange frame to browser).
+    pub fn stamp_prices(&mut self, on: bool) {
+        self.stamp_prices = on;
     }
 
     /// The next `n` trades of `product` are withheld.
@@ -138,20 +161,43 @@ impl Market {
             withheld,
         };
         self.log.push(t.clone());
+        self.made += 1;
+        if let Some(limit) = self.log_limit
+            && self.log.len() > 2 * limit
+        {
+            self.log.drain(..self.log.len() - limit);
+        }
         t
     }
 
     /// `n` trades at `time_ms` over randomly chosen products.
     pub fn random_trades(&mut self, n: usize, time_ms: i64) -> Vec<FakeTrade> {
+        self.random_trades_us(n, time_ms * 1000)
+    }
+
+    /// `n` trades from `time_us` on (1 µs apart) over randomly chosen products.
+    pub fn random_trades_us(&mut self, n: usize, time_us: i64) -> Vec<FakeTrade> {
         if self.books.is_empty() {
             return Vec::new();
         }
         (0..n)
             .map(|k| {
                 let i = self.next(self.books.len() as u64) as usize;
-                self.trade_of(i, time_ms * 1000 + k as i64)
+                let mut t = self.trade_of(i, time_us + k as i64);
+                if self.stamp_prices {
+                    t.price = Fixed::from_int(time_us);
+                    if let Some(last) = self.log.last_mut() {
+                        last.price = t.price;
+                    }
+                }
+                t
             })
             .collect()
+    }
+
+    /// How many trades were made (withheld ones included).
+    pub fn made(&self) -> u64 {
+        self.made
     }
 
     /// Every trade made, in order.

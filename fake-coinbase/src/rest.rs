@@ -14,7 +14,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::Shared;
+use crate::{HOSTILE_PRODUCT, Shared};
 
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let app = Router::new()
@@ -71,6 +71,9 @@ async fn products(State(shared): State<Arc<Shared>>) -> Json<Value> {
         list.push(product("HALT-USD", "online", "SPOT", "", false, true));
         list.push(product("OFF-USD", "online", "SPOT", "", true, false));
         list.push(product("BTC-PERP-INTX", "online", "FUTURE", "", false, false));
+        // A hostile id in an otherwise tradable listing: it must never reach
+        // a URL path or a page.
+        list.push(product(HOSTILE_PRODUCT, "online", "SPOT", "", false, false));
     }
     let n = list.len();
     Json(json!({

@@ -5,9 +5,11 @@
 //! [`http`] serves the page, the stream, the history and health; [`server`] assembles it.
 
 pub mod admin;
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod feed;
+pub mod histogram;
 pub mod http;
 pub mod hub;
 pub mod server;

@@ -1,43 +1,63 @@
-//! `spot-server`: configuration from the environment (README, SPEC §4), then
-//! [`spot_host::server::Server`] until SIGTERM or Ctrl-C, then a drain.
-//! `spot-server migrate` only applies the migrations.
+//! `spot-server`: settings from flags or the environment (`--help`, README,
+//! SPEC §4), then [`spot_host::server::Server`] until SIGTERM or Ctrl-C, then a
+//! drain bounded by Cloud Run's 10 s grace period. `spot-server migrate` only
+//! applies the migrations.
 
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::Parser;
+use spot_host::cli::{Cli, Command, LogFormat};
 use spot_host::config::Config;
 use spot_host::server::{Options, Server};
 
+/// What the drain may take; SPEC §5 wants an exit within 10 s of SIGTERM.
+const DRAIN_LIMIT: Duration = Duration::from_secs(9);
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    let config = Config::from_env().context("configuration")?;
-    match std::env::args().nth(1).as_deref() {
-        None | Some("serve") => {}
-        Some("migrate") => return migrate_only(&config).await,
-        Some(other) => anyhow::bail!("unknown command {other:?}: use `spot-server [serve|migrate]`"),
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    let config = cli.settings.config().context("configuration")?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&config).await,
+        Command::Migrate => migrate_only(&config).await,
     }
-    let server = Server::start(&config, Options::default()).await?;
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Human => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(true).init(),
+    }
+}
+
+async fn serve(config: &Config) -> anyhow::Result<()> {
+    let server = Server::start(config, Options::default()).await?;
     stopped().await;
-    tracing::info!("stopping: draining the engine and the writer");
-    // SPEC §5: exit within 10 s of SIGTERM.
-    if tokio::time::timeout(Duration::from_secs(9), server.stop())
-        .await
-        .is_err()
-    {
-        tracing::error!("drain did not finish within 9 s; exiting anyway");
+    let started = std::time::Instant::now();
+    tracing::info!("stopping: feed off, draining the engine, flushing the writer, closing the streams");
+    if tokio::time::timeout(DRAIN_LIMIT, server.stop()).await.is_err() {
+        tracing::error!(
+            limit_s = DRAIN_LIMIT.as_secs(),
+            "the drain did not finish in time; exiting anyway"
+        );
+    } else {
+        tracing::info!(took_ms = started.elapsed().as_millis() as u64, "stopped");
     }
     Ok(())
 }
 
 /// `spot-server migrate`: apply the pending migrations and exit.
 async fn migrate_only(config: &Config) -> anyhow::Result<()> {
-    let pool = spot_host::storage::pool(&config.database_url, 1)?;
+    let pool = spot_host::storage::pool(&config.database_url, 1).context("DATABASE_URL")?;
     let applied = spot_host::storage::migrate(&pool)
         .await
         .context("applying migrations")?;
+    // The command's result, on stdout (scripts and a test read it).
     println!("applied: {applied:?}");
     Ok(())
 }

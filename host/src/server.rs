@@ -71,6 +71,7 @@ pub struct Server {
     products: Vec<String>,
     feed: Option<Feed>,
     watcher: Option<tokio::task::JoinHandle<()>>,
+    announce: Option<tokio::task::JoinHandle<()>>,
     admin: Arc<Admin>,
 }
 
@@ -185,7 +186,21 @@ impl Server {
             },
             Duration::from_secs(2),
         ));
-        tracing::info!(%addr, "serving HTTP");
+        let state_component = engine.handle().active().borrow().clone();
+        let connections = feed.as_ref().map_or(0, |f| f.stats().connections.len());
+        tracing::info!(
+            %addr,
+            component = %state_component,
+            migrations_applied = applied.len(),
+            candles_restored = restored.candles,
+            products = products.len(),
+            shard = config.shard_index,
+            shards = config.shard_count,
+            connections,
+            admin = config.admin_token.is_some(),
+            "spot-server started: serving HTTP"
+        );
+        let announce = feed.as_ref().map(|f| tokio::spawn(announce_feed_up(f.stats().clone())));
         Ok(Server {
             engine,
             writer,
@@ -199,6 +214,7 @@ impl Server {
             products,
             feed,
             watcher,
+            announce,
             admin,
         })
     }
@@ -259,8 +275,8 @@ impl Server {
     /// Drain and stop: streams end and HTTP stops taking requests, the engine
     /// finishes its queued input, the writer stores what it holds.
     pub async fn stop(self) {
-        if let Some(w) = &self.watcher {
-            w.abort();
+        for task in [&self.watcher, &self.announce].into_iter().flatten() {
+            task.abort();
         }
         if let Some(f) = self.feed {
             f.stop().await;
@@ -306,6 +322,21 @@ async fn resolve_products(config: &Config, pool: &Pool, exchange: &str) -> anyho
         "products selected"
     );
     Ok(products)
+}
+
+/// Log once when every feed connection has subscribed (what `/readyz` waits
+/// for), so an operator sees in the log when the service is fully up.
+async fn announce_feed_up(stats: Arc<FeedStats>) {
+    let started = tokio::time::Instant::now();
+    while !stats.all_started() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tracing::info!(
+        connections = stats.connections.len(),
+        live = stats.live(),
+        took_ms = started.elapsed().as_millis() as u64,
+        "feed up: every connection subscribed"
+    );
 }
 
 async fn wait_for_database(pool: &Pool, wait: Duration) -> anyhow::Result<()> {

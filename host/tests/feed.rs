@@ -437,7 +437,7 @@ async fn discovery_lists_tradable_spot_products_and_shards_them() {
     want.sort();
     assert_eq!(
         all, want,
-        "USDC aliases, delisted, disabled, trading-disabled and futures are skipped"
+        "USDC aliases, delisted, disabled, trading-disabled, futures and malformed ids are skipped"
     );
     let mut union: Vec<String> = Vec::new();
     for i in 0..3 {

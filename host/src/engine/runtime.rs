@@ -343,9 +343,9 @@ impl Runtime {
             Some(inst) => entry.apply(inst),
             None => Err(Fault::Poisoned),
         };
-        self.stats
-            .call_nanos
-            .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+        let took = started.elapsed();
+        self.stats.call_nanos.fetch_add(took.as_nanos() as u64, Relaxed);
+        self.stats.call_seconds.observe(took.as_secs_f64());
         r
     }
 
@@ -441,6 +441,10 @@ impl Runtime {
         self.stats.gaps.fetch_add(outcome.gaps.len() as u64, Relaxed);
         self.stats.duplicates.fetch_add(outcome.duplicates as u64, Relaxed);
         self.stats.ignored.fetch_add(outcome.ignored as u64, Relaxed);
+        if cause == Cause::Trades {
+            let late = outcome.updates.iter().filter(|c| c.complete).count();
+            self.stats.late_revisions.fetch_add(late as u64, Relaxed);
+        }
         if outcome.updates.is_empty() && outcome.gaps.is_empty() {
             return;
         }

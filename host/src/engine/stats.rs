@@ -30,6 +30,11 @@ pub struct Stats {
     pub last_checkpoint_us: AtomicU64,
     /// Total wall time spent in component calls applying inputs, ns.
     pub call_nanos: AtomicU64,
+    /// The wall time of each such call, seconds.
+    pub call_seconds: crate::histogram::Histogram,
+    /// Updates of buckets that were already complete, from trades that came
+    /// late (a candle-quality signal; repairs are counted by the feed).
+    pub late_revisions: AtomicU64,
     faults_by_kind: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -54,6 +59,7 @@ pub struct StatsSnapshot {
     pub checkpoints: u64,
     pub last_checkpoint_us: u64,
     pub call_nanos: u64,
+    pub late_revisions: u64,
 }
 
 impl Stats {
@@ -83,6 +89,7 @@ impl Stats {
             checkpoints: self.checkpoints.load(Relaxed),
             last_checkpoint_us: self.last_checkpoint_us.load(Relaxed),
             call_nanos: self.call_nanos.load(Relaxed),
+            late_revisions: self.late_revisions.load(Relaxed),
         }
     }
 }

@@ -145,7 +145,15 @@ impl Rest {
             }
             let body = self.get("/api/v3/brokerage/market/products", &query).await?;
             let list: ProductList = serde_json::from_slice(&body).map_err(|e| RestError::Malformed(e.to_string()))?;
-            out.extend(list.products.into_iter().filter(tradable).map(|p| p.product_id));
+            for p in list.products.into_iter().filter(tradable) {
+                // An id goes into URL paths, SQL and pages: one that does not
+                // look like BASE-QUOTE is refused, not escaped everywhere.
+                if crate::http::query::product(&p.product_id).is_ok() {
+                    out.push(p.product_id);
+                } else {
+                    tracing::warn!(product = ?p.product_id, "the product list has a malformed id; skipped");
+                }
+            }
             match list.pagination {
                 Some(p) if p.has_next && !p.next_cursor.is_empty() && p.next_cursor != cursor => cursor = p.next_cursor,
                 _ => break,

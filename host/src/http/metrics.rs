@@ -30,6 +30,16 @@ impl Out {
         self.family(name, kind, help);
         self.sample(name, "", value);
     }
+    fn histogram(&mut self, name: &str, help: &str, h: &crate::histogram::Histogram) {
+        let s = h.snapshot();
+        self.family(name, "histogram", help);
+        for (le, n) in &s.cumulative {
+            self.sample(&format!("{name}_bucket"), &format!("le=\"{le}\""), n);
+        }
+        self.sample(&format!("{name}_bucket"), "le=\"+Inf\"", s.count);
+        self.sample(&format!("{name}_sum"), "", s.sum);
+        self.sample(&format!("{name}_count"), "", s.count);
+    }
 }
 
 /// Render every metric.
@@ -125,6 +135,17 @@ pub fn render(state: &AppState) -> String {
         "Time spent in component calls.",
         e.call_nanos as f64 / 1e9,
     );
+    o.histogram(
+        "spot_engine_call_seconds",
+        "Wall time of each component call that applies an input (trades, repair, restore, clock).",
+        &state.engine.stats().call_seconds,
+    );
+    o.one(
+        "spot_candle_late_revisions_total",
+        "counter",
+        "Updates of already complete buckets caused by late trades.",
+        e.late_revisions,
+    );
 
     let w = &state.writer;
     o.one(
@@ -150,6 +171,16 @@ pub fn render(state: &AppState) -> String {
         "counter",
         "Failed flushes (retried).",
         w.failures.load(Relaxed),
+    );
+    o.histogram(
+        "spot_writer_flush_seconds",
+        "Time of each successful flush.",
+        &w.flush_seconds,
+    );
+    o.histogram(
+        "spot_writer_flush_rows",
+        "Rows in each successful flush.",
+        &w.flush_rows,
     );
     o.one(
         "spot_writer_pending_keys",

@@ -66,3 +66,20 @@ pub async fn ping(pool: &Pool) -> Result<(), StorageError> {
     client.simple_query("SELECT 1").await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cloud_sql_socket_url_is_accepted_and_a_bad_url_is_not_echoed() {
+        // deploy/cloud-run.sh: the Cloud SQL connector's Unix socket.
+        let url = "postgresql://spot:secret@/spot?host=/cloudsql/proj:region:inst";
+        let config: tokio_postgres::Config = url.parse().expect("parse");
+        assert!(matches!(
+            config.get_hosts(),
+            [tokio_postgres::config::Host::Unix(p)] if p.to_str() == Some("/cloudsql/proj:region:inst")
+        ));
+        assert!(super::pool(url, 1).is_ok());
+        let e = super::pool("postgresql://spot:hunter2@db:notaport/spot", 1).expect_err("bad port");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+}

@@ -85,6 +85,9 @@ pub struct WriterStats {
     /// Keys waiting now, and the most that ever waited.
     pub pending: AtomicU64,
     pub pending_max: AtomicU64,
+    /// Rows per successful flush, and how long each flush took (seconds).
+    pub flush_rows: crate::histogram::Histogram,
+    pub flush_seconds: crate::histogram::Histogram,
     /// Rows given up at shutdown because the database stayed away.
     pub lost_at_shutdown: AtomicU64,
     /// False from a failed flush until the next successful one.
@@ -125,6 +128,7 @@ impl Writer {
     pub fn spawn(pool: Pool, input: mpsc::Receiver<Arc<EngineOutput>>, config: WriterConfig) -> Writer {
         let stats = Arc::new(WriterStats {
             healthy: AtomicBool::new(true),
+            flush_rows: crate::histogram::Histogram::new(crate::histogram::SIZES),
             ..WriterStats::default()
         });
         let (control, syncs) = mpsc::channel(16);
@@ -373,10 +377,16 @@ impl Task {
         let exchange = self.exchange.clone();
         let timeout = self.config.statement_timeout;
         self.in_flight_rows = batch.len();
+        let stats = self.stats.clone();
         self.in_flight = Some(tokio::spawn(async move {
+            let started = std::time::Instant::now();
             let result = tokio::time::timeout(timeout, write(&pool, &exchange, &batch))
                 .await
                 .unwrap_or(Err(StorageError::Timeout(timeout)));
+            if result.is_ok() {
+                stats.flush_seconds.observe(started.elapsed().as_secs_f64());
+                stats.flush_rows.observe(batch.len() as f64);
+            }
             (batch, result)
         }));
     }

@@ -46,28 +46,7 @@ pub async fn stored_equal_log(server: &spot_host::server::Server, fake: &Fake, p
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         server.sync().await.expect("sync");
-        let mut diff = Vec::new();
-        for p in products {
-            for g in Granularity::ALL {
-                let want = fake.candles(p, g.seconds());
-                let have =
-                    spot_host::storage::history::candles(server.pool(), "coinbase", p, g, 0, 4_000_000_000, 10_000)
-                        .await
-                        .expect("history");
-                let same = want.len() == have.len()
-                    && want.iter().zip(&have).all(|(w, h)| {
-                        w.start == h.timestamp
-                            && w.open.to_string() == h.open
-                            && w.high.to_string() == h.high
-                            && w.low.to_string() == h.low
-                            && w.close.to_string() == h.close
-                            && w.volume.to_string() == h.volume
-                    });
-                if !same {
-                    diff.push(format!("{p} {}: stored {have:?}\nwant {want:?}", g.name()));
-                }
-            }
-        }
+        let diff = stored_differences(server.pool(), fake, products).await;
         if diff.is_empty() {
             return;
         }
@@ -79,4 +58,31 @@ pub async fn stored_equal_log(server: &spot_host::server::Server, fake: &Fake, p
         // The rows change when the feed's next frame or repair lands: poll.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Where the stored rows differ from the candles computed from the fake's
+/// full trade log, one line per (product, granularity); empty when equal.
+pub async fn stored_differences(pool: &deadpool_postgres::Pool, fake: &Fake, products: &[String]) -> Vec<String> {
+    let mut diff = Vec::new();
+    for p in products {
+        for g in Granularity::ALL {
+            let want = fake.candles(p, g.seconds());
+            let have = spot_host::storage::history::candles(pool, "coinbase", p, g, 0, 4_000_000_000, 10_000)
+                .await
+                .expect("history");
+            let same = want.len() == have.len()
+                && want.iter().zip(&have).all(|(w, h)| {
+                    w.start == h.timestamp
+                        && w.open.to_string() == h.open
+                        && w.high.to_string() == h.high
+                        && w.low.to_string() == h.low
+                        && w.close.to_string() == h.close
+                        && w.volume.to_string() == h.volume
+                });
+            if !same {
+                diff.push(format!("{p} {}: stored {have:?}\nwant {want:?}", g.name()));
+            }
+        }
+    }
+    diff
 }

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Deploy spot to Cloud Run in the seed's layout: one service per shard
+# (spot-shard-0 … spot-shard-N-1), each with SHARD_INDEX/SHARD_COUNT, all on
+# one Cloud SQL for PostgreSQL instance. The image is the repository's
+# Dockerfile (`make build` inside), built by Cloud Build.
+#
+#   PROJECT=my-proj REGION=us-central1 SQL_INSTANCE=my-proj:us-central1:spot \
+#   SHARD_COUNT=3 deploy/cloud-run.sh
+#
+# Secrets (Secret Manager, created beforehand; the names can be changed):
+#   spot-database-url     postgresql://USER:PASS@/DB?host=/cloudsql/<SQL_INSTANCE>
+#   spot-admin-token      optional: enables /admin/* (component swaps)
+#   spot-coinbase-key     optional: CDP key name   } both or neither;
+#   spot-coinbase-secret  optional: CDP private key } subscribes then carry JWTs
+#
+# DRY_RUN=1 prints the commands instead of running them.
+set -euo pipefail
+
+: "${PROJECT:?set PROJECT}"
+: "${REGION:?set REGION}"
+: "${SQL_INSTANCE:?set SQL_INSTANCE (project:region:instance)}"
+SHARD_COUNT=${SHARD_COUNT:-1}
+REPOSITORY=${REPOSITORY:-spot}
+SERVICE_PREFIX=${SERVICE_PREFIX:-spot-shard}
+TAG=${TAG:-$(git -C "$(dirname "$0")/.." rev-parse --short HEAD)}
+IMAGE="${REGION}-docker.pkg.dev/${PROJECT}/${REPOSITORY}/spot:${TAG}"
+DB_SECRET=${DB_SECRET:-spot-database-url}
+ADMIN_SECRET=${ADMIN_SECRET:-spot-admin-token}
+KEY_SECRET=${KEY_SECRET:-spot-coinbase-key}
+PRIVATE_KEY_SECRET=${PRIVATE_KEY_SECRET:-spot-coinbase-secret}
+
+run() {
+  echo "+ $*"
+  if [ -z "${DRY_RUN:-}" ]; then "$@"; fi
+}
+
+secret_exists() {
+  [ -n "${DRY_RUN:-}" ] || gcloud secrets describe "$1" --project "$PROJECT" >/dev/null 2>&1
+}
+
+if ! [[ "$SHARD_COUNT" =~ ^[1-9][0-9]*$ ]]; then
+  echo "SHARD_COUNT must be a positive integer" >&2
+  exit 2
+fi
+
+cd "$(dirname "$0")/.."
+run gcloud builds submit --project "$PROJECT" --region "$REGION" --tag "$IMAGE" .
+
+secrets="DATABASE_URL=${DB_SECRET}:latest"
+if secret_exists "$ADMIN_SECRET"; then secrets+=",ADMIN_TOKEN=${ADMIN_SECRET}:latest"; fi
+if secret_exists "$KEY_SECRET" && secret_exists "$PRIVATE_KEY_SECRET"; then
+  secrets+=",COINBASE_API_KEY=${KEY_SECRET}:latest,COINBASE_PRIVATE_KEY=${PRIVATE_KEY_SECRET}:latest"
+fi
+
+for ((i = 0; i < SHARD_COUNT; i++)); do
+  # One instance per shard: the feed holds WebSockets and the engine the open
+  # buckets, so CPU stays allocated (--no-cpu-throttling) and the instance is
+  # never scaled to zero or doubled. SSE streams are long requests (timeout
+  # 3600 s); Cloud Run sends SIGTERM and waits 10 s, which the drain respects.
+  run gcloud run deploy "${SERVICE_PREFIX}-${i}" \
+    --project "$PROJECT" --region "$REGION" \
+    --image "$IMAGE" \
+    --port 8080 \
+    --min-instances 1 --max-instances 1 \
+    --no-cpu-throttling \
+    --cpu 2 --memory 1Gi \
+    --concurrency 1000 \
+    --timeout 3600 \
+    --add-cloudsql-instances "$SQL_INSTANCE" \
+    --set-env-vars "SHARD_INDEX=${i},SHARD_COUNT=${SHARD_COUNT},LOG_FORMAT=json" \
+    --set-secrets "$secrets" \
+    --startup-probe "httpGet.path=/readyz,periodSeconds=5,failureThreshold=60" \
+    --liveness-probe "httpGet.path=/healthz,periodSeconds=10" \
+    --allow-unauthenticated
+done

@@ -1,0 +1,395 @@
+//! Load and soak of the whole pipeline: the fake Coinbase (a child process)
+//! → the feed → the engine with the real component → the writer
+//! (PostgreSQL) and the hub → 1,000 SSE clients (another child process), at
+//! increasing trade rates over 900 products.
+//!
+//! The fake prices every trade at its frame's creation time in unix µs, so a
+//! client reads from each candle's close how long ago the newest trade in it
+//! left the exchange: that is the latency from exchange frame to SSE bytes.
+//! A rate is sustained when the engine processed at least 97% of what the
+//! fake made during the window and the queue did not grow.
+//!
+//! `cargo bench -p spot-host --bench pipeline -- [--seconds 10] [--rates 10000,25000,...]
+//! [--products 900] [--clients 1000]`. Reports; asserts nothing.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use spot_fake_coinbase::{Fake, FakeConfig};
+use spot_host::config::Config;
+use spot_host::hub::HubConfig;
+use spot_host::server::{Options, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The market's frame interval (Coinbase sends many small frames).
+const FRAME: Duration = Duration::from_millis(20);
+
+fn now_us() -> i64 {
+    spot_fake_coinbase::now_us()
+}
+
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// User + system CPU seconds of a process.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("P{i}-USD")).collect()
+}
+
+struct Settings {
+    seconds: u64,
+    rates: Vec<u64>,
+    products: usize,
+    clients: usize,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    match args.first().map(String::as_str) {
+        Some("--fake") => return fake_process(args[1].parse().expect("products")),
+        Some("--clients") => {
+            return clients_process(
+                &args[1],
+                args[2].parse().expect("clients"),
+                args[3].parse().expect("products"),
+            );
+        }
+        _ => {}
+    }
+    let mut s = Settings {
+        seconds: 10,
+        rates: vec![10_000, 25_000, 50_000, 100_000, 150_000, 200_000],
+        products: 900,
+        clients: 1_000,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let v = it.next().map(String::as_str).unwrap_or("");
+        match a.as_str() {
+            "--seconds" => s.seconds = v.parse().expect("--seconds"),
+            "--rates" => s.rates = v.split(',').map(|r| r.parse().expect("--rates")).collect(),
+            "--products" => s.products = v.parse().expect("--products"),
+            "--clients" => s.clients = v.parse().expect("--clients"),
+            _ => {}
+        }
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(drive(s));
+}
+
+/// A child process this binary runs, talking in lines.
+struct Peer {
+    child: Child,
+    stdin: ChildStdin,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl Peer {
+    fn spawn(args: &[&str]) -> Peer {
+        let mut child = Command::new(std::env::current_exe().expect("exe"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("child process");
+        let stdin = child.stdin.take().expect("stdin");
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        Peer { child, stdin, lines }
+    }
+
+    fn ask(&mut self, line: &str) -> String {
+        writeln!(self.stdin, "{line}").expect("to child");
+        self.stdin.flush().expect("flush");
+        self.read()
+    }
+
+    fn read(&mut self) -> String {
+        self.lines.next().and_then(|l| l.ok()).unwrap_or_default()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn drive(s: Settings) {
+    let pg = spot_testkit::pg::Cluster::temporary().expect("PostgreSQL cluster");
+    let mut fake = Peer::spawn(&["--fake", &s.products.to_string()]);
+    let ready = fake.read();
+    let mut parts = ready.split_whitespace().skip(1);
+    let (ws, rest) = (
+        parts.next().expect("ws").to_string(),
+        parts.next().expect("rest").to_string(),
+    );
+
+    let component =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/component/spot_guest.wasm");
+    let vars = std::collections::HashMap::from([
+        ("DATABASE_URL", pg.url("postgres")),
+        ("COMPONENT_PATH", component.display().to_string()),
+        ("COINBASE_WS_URL", ws),
+        ("COINBASE_REST_URL", rest),
+    ]);
+    let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("config");
+    let rss_idle_start = rss_kb();
+    let server = Server::start(
+        &config,
+        Options {
+            bind: Some(([127, 0, 0, 1], 0).into()),
+            hub: HubConfig {
+                max_clients: s.clients + 1_000,
+                ..HubConfig::default()
+            },
+            component_poll: None,
+            ..Options::default()
+        },
+    )
+    .await
+    .expect("server");
+    let feed = server.feed_stats().expect("feed").clone();
+    while !feed.all_started() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let engine = server.engine();
+    let mut clients = Peer::spawn(&[
+        "--clients",
+        &server.addr().to_string(),
+        &s.clients.to_string(),
+        &s.products.to_string(),
+    ]);
+    assert_eq!(clients.read(), "connected");
+    println!(
+        "pipeline: {} products on {} connections, {} SSE clients, {} s per rate, frames every {} ms; \
+         server RSS {:.0} MB at start ({:.0} MB before)",
+        s.products,
+        feed.connections.len(),
+        s.clients,
+        s.seconds,
+        FRAME.as_millis(),
+        rss_kb() as f64 / 1024.0,
+        rss_idle_start as f64 / 1024.0,
+    );
+    println!("| offered/s | made/s | processed/s | sustained | latency p50 | p99 | max | server RSS | server CPU |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let me = std::process::id();
+    let mut best = None;
+    for rate in &s.rates {
+        fake.ask(&format!("rate {rate}"));
+        // Warm up: the queue settles at the new rate.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let made0: u64 = fake.ask("made").parse().unwrap_or(0);
+        let done0 = engine.stats().trades.load(Relaxed);
+        clients.ask("reset");
+        let cpu0 = cpu_seconds(me);
+        let started = Instant::now();
+        let mut rss_max = 0;
+        while started.elapsed() < Duration::from_secs(s.seconds) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            rss_max = rss_max.max(rss_kb());
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let made = fake.ask("made").parse::<u64>().unwrap_or(0) - made0;
+        let done = engine.stats().trades.load(Relaxed) - done0;
+        let cpu = cpu_seconds(me) - cpu0;
+        let report = clients.ask("report");
+        let lat: Vec<f64> = report.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+        let (p50, p99, max) = (
+            lat.first().copied().unwrap_or(f64::NAN),
+            lat.get(1).copied().unwrap_or(f64::NAN),
+            lat.get(2).copied().unwrap_or(f64::NAN),
+        );
+        // Sustained: the engine kept up with what was made, and the trades
+        // were not queueing (p99 under a second).
+        let sustained = done as f64 >= 0.97 * made as f64 && p99 < 1_000.0;
+        println!(
+            "| {rate} | {:.0} | {:.0} | {} | {p50:.2} ms | {p99:.2} ms | {max:.1} ms | {:.0} MB | {:.0}% |",
+            made as f64 / wall,
+            done as f64 / wall,
+            if sustained { "yes" } else { "no" },
+            rss_max as f64 / 1024.0,
+            100.0 * cpu / wall,
+        );
+        if sustained {
+            best = Some(done as f64 / wall);
+        } else {
+            break;
+        }
+    }
+    fake.ask("rate 0");
+    match best {
+        Some(b) => println!("highest sustained: {b:.0} trades/s end to end"),
+        None => println!("no rate was sustained"),
+    }
+    let w = server.writer_stats();
+    println!(
+        "writer: {} rows in {} flushes, {} failures; hub: {} events, {} states skipped",
+        w.rows_written.load(Relaxed),
+        w.flushes.load(Relaxed),
+        w.failures.load(Relaxed),
+        server.hub().stats().events.load(Relaxed),
+        server.hub().stats().skipped.load(Relaxed),
+    );
+    drop(clients);
+    server.stop().await;
+}
+
+/// `--fake PRODUCTS`: the fake Coinbase with price-stamped trades. Prints
+/// `ready WS REST`, then answers `rate N` (ok) and `made` (trades so far).
+fn fake_process(products: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let fake = Fake::start(FakeConfig {
+            products: names(products),
+            listing_extras: false,
+            snapshot_trades: 10,
+            ..FakeConfig::default()
+        })
+        .await
+        .expect("fake");
+        fake.configure_market(|m| {
+            m.limit_log(100_000);
+            m.stamp_prices(true);
+        });
+        println!("ready {} {}", fake.ws_url(), fake.rest_url());
+        let mut market: Option<tokio::task::JoinHandle<()>> = None;
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line)
+                .await
+                .unwrap_or(0)
+                == 0
+            {
+                return;
+            }
+            let mut words = line.split_whitespace();
+            match (words.next(), words.next()) {
+                (Some("rate"), Some(r)) => {
+                    if let Some(m) = market.take() {
+                        m.abort();
+                    }
+                    let r: u64 = r.parse().unwrap_or(0);
+                    if r > 0 {
+                        market = Some(fake.run_market_every(r, FRAME));
+                    }
+                    println!("ok");
+                }
+                (Some("made"), _) => println!("{}", fake.made()),
+                _ => println!("?"),
+            }
+        }
+    });
+}
+
+/// `--clients ADDR N PRODUCTS`: N SSE clients, client i on product i mod
+/// PRODUCTS (all eight granularities). Prints `connected`; answers `reset`
+/// (ok) and `report` (latency p50 p99 max in ms since the reset).
+fn clients_process(addr: &str, n: usize, products: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let addr: std::net::SocketAddr = addr.parse().expect("addr");
+        let latencies = Arc::new(std::sync::Mutex::new(Vec::<i64>::with_capacity(1 << 20)));
+        let connected = Arc::new(tokio::sync::Semaphore::new(0));
+        let gate = Arc::new(tokio::sync::Semaphore::new(128));
+        for i in 0..n {
+            let (lat, connected, gate) = (latencies.clone(), connected.clone(), gate.clone());
+            tokio::spawn(async move {
+                let mut permit = Some(gate.acquire_owned().await.expect("gate"));
+                let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+                let req = format!("GET /stream?product=P{}-USD HTTP/1.1\r\nHost: x\r\n\r\n", i % products);
+                s.write_all(req.as_bytes()).await.expect("send");
+                let mut buf = vec![0u8; 16384];
+                let mut carry = String::new();
+                while let Ok(k) = s.read(&mut buf).await {
+                    if k == 0 {
+                        break;
+                    }
+                    if permit.take().is_some() {
+                        connected.add_permits(1);
+                    }
+                    let now = now_us();
+                    carry.push_str(&String::from_utf8_lossy(&buf[..k]));
+                    // Only whole elements: keep a partial one for the next read.
+                    let cut = carry.rfind("</spot-candle>").map_or(0, |i| i + "</spot-candle>".len());
+                    let mut l = lat.lock().expect("lock");
+                    for el in carry[..cut].split("<spot-candle ").skip(1) {
+                        // One sample per event: the minute candle carries the newest trade.
+                        if !el.contains("-ONE_MINUTE\"") {
+                            continue;
+                        }
+                        if let Some(stamp) = el
+                            .split("data-close=\"")
+                            .nth(1)
+                            .and_then(|v| v.split('"').next())
+                            .and_then(|v| v.parse::<i64>().ok())
+                        {
+                            l.push(now - stamp);
+                        }
+                    }
+                    drop(l);
+                    carry.drain(..cut);
+                }
+            });
+        }
+        let _ = connected.acquire_many(n as u32).await.expect("connected");
+        println!("connected");
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line)
+                .await
+                .unwrap_or(0)
+                == 0
+            {
+                return;
+            }
+            let mut l = latencies.lock().expect("lock");
+            if line.trim() == "report" {
+                l.sort_unstable();
+                let pct = |p: f64| {
+                    l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+                        .map_or(f64::NAN, |v| *v as f64 / 1e3)
+                };
+                println!("{:.3} {:.3} {:.3} {}", pct(0.5), pct(0.99), pct(1.0), l.len());
+            } else {
+                println!("ok");
+            }
+            l.clear();
+        }
+    });
+}

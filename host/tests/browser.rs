@@ -1,0 +1,142 @@
+//! The page in a real browser: Debian's Chromium driven by playwright-core
+//! (`host/tests/browser/check.mjs`) against the server fed by the fake
+//! Coinbase. `make test` installs Chromium and the npm package
+//! (`make browser-deps`); without them this test fails and says so.
+//!
+//! This side runs the server and the market and tells the script, one JSON
+//! line at a time, which candles the page must show; the script answers
+//! `ok <step>` or `FAIL: ...`.
+
+mod common;
+
+use common::fake::{feed_config, past_minute, stored_equal_log, wait_until};
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use spot_fake_coinbase::{Fake, FakeConfig, HOSTILE_PRODUCT};
+use spot_host::config::Config;
+use spot_host::server::{Options, Server};
+use spot_wire::Granularity;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+/// The newest candle of `product` at every granularity, from the fake's log,
+/// as the element ids and attribute values the page must show.
+fn expected(fake: &Fake, product: &str) -> Value {
+    let mut out = serde_json::Map::new();
+    for g in Granularity::ALL {
+        let c = fake.candles(product, g.seconds()).pop().expect("candles");
+        out.insert(
+            format!("{product}-{}", g.name()),
+            json!({
+                "timestamp": c.start.to_string(),
+                "open": c.open.to_string(),
+                "high": c.high.to_string(),
+                "low": c.low.to_string(),
+                "close": c.close.to_string(),
+                "volume": c.volume.to_string(),
+            }),
+        );
+    }
+    Value::Object(out)
+}
+
+fn chromium() -> PathBuf {
+    PathBuf::from(std::env::var_os("CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_live_candles_in_chromium_and_never_runs_hostile_input() {
+    common::trace();
+    let script_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        chromium().exists() && script_dir.join("node_modules/playwright-core").exists(),
+        "Chromium ({}) or playwright-core is missing: run `make browser-deps` (make test does)",
+        chromium().display()
+    );
+
+    let products: Vec<String> = ["BTC-USD", "ETH-USD"].map(String::from).to_vec();
+    let fake = Fake::start(FakeConfig {
+        products: products.clone(),
+        ..FakeConfig::default()
+    })
+    .await
+    .expect("fake");
+    let pg = spot_testkit::pg::Cluster::temporary().expect("cluster");
+    let vars = std::collections::HashMap::from([
+        ("DATABASE_URL", pg.url("postgres")),
+        (
+            "COMPONENT_PATH",
+            common::component_path("spot_guest").display().to_string(),
+        ),
+        ("COINBASE_WS_URL", fake.ws_url()),
+        ("COINBASE_REST_URL", fake.rest_url()),
+    ]);
+    let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("config");
+    let server = Server::start(
+        &config,
+        Options {
+            limits: common::test_limits(),
+            bind: Some(([127, 0, 0, 1], 0).into()),
+            feed: Some(feed_config(&fake)),
+            ..Options::default()
+        },
+    )
+    .await
+    .expect("server");
+    assert_eq!(server.products(), products.as_slice(), "the hostile listing is skipped");
+    let stats = server.feed_stats().expect("feed").clone();
+    wait_until("the feed is up", Duration::from_secs(30), || stats.all_started()).await;
+
+    // Candles of earlier minutes and of this one.
+    let t = past_minute(3);
+    for p in &products {
+        fake.emit(p, 10, t);
+        fake.emit(p, 5, spot_fake_coinbase::now_ms());
+    }
+    stored_equal_log(&server, &fake, &products).await;
+
+    let mut browser = tokio::process::Command::new("node")
+        .arg(script_dir.join("check.mjs"))
+        .arg(format!("http://{}", server.addr()))
+        .env("CHROMIUM", chromium())
+        .current_dir(&script_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node");
+    let mut to = browser.stdin.take().expect("stdin");
+    let mut from = tokio::io::BufReader::new(browser.stdout.take().expect("stdout")).lines();
+    let mut step = async |message: Value| {
+        let name = message["step"].as_str().expect("step").to_string();
+        to.write_all(format!("{message}\n").as_bytes())
+            .await
+            .expect("to the script");
+        let answer = tokio::time::timeout(Duration::from_secs(90), from.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("the browser said nothing about {name} in 90 s"))
+            .expect("from the script")
+            .unwrap_or_else(|| format!("FAIL: the script ended before {name}"));
+        eprintln!("browser: {answer}");
+        assert!(answer.starts_with(&format!("ok {name}")), "{answer}");
+    };
+
+    step(json!({"step": "snapshot", "product": "BTC-USD", "expect": expected(&fake, "BTC-USD")})).await;
+
+    // Live trades while the page is open; the stream carries them.
+    fake.emit("BTC-USD", 7, spot_fake_coinbase::now_ms());
+    stored_equal_log(&server, &fake, &products).await;
+    step(json!({"step": "live", "expect": expected(&fake, "BTC-USD")})).await;
+
+    step(json!({"step": "hostile", "value": HOSTILE_PRODUCT})).await;
+    let status = tokio::time::timeout(Duration::from_secs(30), browser.wait())
+        .await
+        .expect("the script did not exit")
+        .expect("wait");
+    assert!(status.success(), "the browser script failed: {status}");
+    server.stop().await;
+}

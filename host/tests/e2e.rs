@@ -1,0 +1,333 @@
+//! End to end, as an operator runs it: the real `spot-server` process (the
+//! binary of this package, configured by environment) against the fake
+//! Coinbase with a synthetic market and injected faults, a real PostgreSQL
+//! and a real SSE client. The truth is the fake's full trade log; then
+//! SIGTERM, a restart, more trades, and the same check.
+
+mod common;
+
+use common::fake::{past_minute, stored_differences, wait_until};
+use common::http::{Sse, attr, get, sse};
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use spot_fake_coinbase::{Fake, FakeConfig, Fault};
+use spot_wire::Granularity;
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::mpsc;
+
+/// A running `spot-server` and the JSON log lines it wrote.
+struct Process {
+    child: tokio::process::Child,
+    addr: SocketAddr,
+    logs: mpsc::UnboundedReceiver<serde_json::Value>,
+    /// Every stdout line, kept for the failure message.
+    seen: Arc<Mutex<Vec<String>>>,
+    /// The start-up summary line.
+    started: serde_json::Value,
+}
+
+/// Start the binary with exactly `env` (plus JSON logs) and wait for its
+/// start-up line, which names the address it bound (`PORT=0`).
+async fn spawn(env: &[(&str, String)]) -> Process {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_spot-server"))
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("PORT", "0")
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn spot-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, mut logs) = mpsc::unbounded_channel();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            keep.lock().unwrap().push(line.clone());
+            let json: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("LOG_FORMAT=json wrote a non-JSON line ({e}): {line}"));
+            let _ = tx.send(json);
+        }
+    });
+    let started = until_log(&mut logs, &seen, "spot-server started").await;
+    let port: u16 = started["addr"]
+        .as_str()
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no addr in {started}"));
+    Process {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        logs,
+        seen,
+        started,
+    }
+}
+
+/// The next log line whose message starts with `message` (60 s at most).
+async fn until_log(
+    logs: &mut mpsc::UnboundedReceiver<serde_json::Value>,
+    seen: &Mutex<Vec<String>>,
+    message: &str,
+) -> serde_json::Value {
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = logs.recv().await {
+            assert!(line["level"].is_string(), "a log line without a level: {line}");
+            if line["message"].as_str().is_some_and(|m| m.starts_with(message)) {
+                return Some(line);
+            }
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(line)) => line,
+        _ => panic!(
+            "no {message:?} log line; stdout was:\n{}",
+            seen.lock().unwrap().join("\n")
+        ),
+    }
+}
+
+impl Process {
+    /// SIGTERM, then the exit status and how long the exit took.
+    async fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
+        let pid = self.child.id().expect("pid").to_string();
+        let sent = Instant::now();
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(kill.success());
+        // Cloud Run kills 10 s after SIGTERM.
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("spot-server still running 10 s after SIGTERM")
+            .expect("wait");
+        (status, sent.elapsed())
+    }
+
+    /// The value of a counter or gauge in `/metrics` (0 when absent).
+    async fn metric(&self, name: &str) -> f64 {
+        let body = get(self.addr, "/metrics").await.body;
+        body.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+/// The subscription of every product at every granularity.
+fn stream_path(products: &[String]) -> String {
+    let q: Vec<String> = products.iter().map(|p| format!("product={p}")).collect();
+    format!("/stream?{}", q.join("&"))
+}
+
+/// Read events until the last element of every (product, granularity)
+/// carries the stored row of its newest bucket.
+async fn stream_matches_storage(
+    stream: &mut Sse,
+    last: &mut BTreeMap<String, String>,
+    pool: &deadpool_postgres::Pool,
+    products: &[String],
+) {
+    let mut want = BTreeMap::new();
+    for p in products {
+        for g in Granularity::ALL {
+            let rows = spot_host::storage::history::candles(pool, "coinbase", p, g, 0, 4_000_000_000, 10_000)
+                .await
+                .expect("history");
+            let row = rows.last().unwrap_or_else(|| panic!("no stored {p} {}", g.name()));
+            let id = format!("{p}-{}", g.name());
+            want.insert(
+                id,
+                [
+                    row.timestamp.to_string(),
+                    row.open.clone(),
+                    row.high.clone(),
+                    row.low.clone(),
+                    row.close.clone(),
+                    row.volume.clone(),
+                ],
+            );
+        }
+    }
+    let shown = |el: &String| {
+        [
+            "data-timestamp",
+            "data-open",
+            "data-high",
+            "data-low",
+            "data-close",
+            "data-volume",
+        ]
+        .map(|a| attr(el, a).unwrap_or_default())
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let differ: Vec<&String> = want
+            .iter()
+            .filter(|(id, w)| last.get(*id).map(shown).as_ref() != Some(*w))
+            .map(|(id, _)| id)
+            .collect();
+        if differ.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stream's last elements differ from storage: {differ:?}"
+        );
+        let event = stream.event().await.expect("the stream ended early");
+        assert_eq!(event.event, "datastar-patch-elements");
+        for el in event.elements {
+            let id = attr(&el, "id").expect("element id");
+            last.insert(id, el);
+        }
+    }
+}
+
+/// Wait until storage equals the fake's log at all eight granularities.
+async fn storage_equals_log(pool: &deadpool_postgres::Pool, fake: &Fake, products: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let diff = stored_differences(pool, fake, products).await;
+        if diff.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stored candles differ from the log:\n{}",
+            diff.join("\n")
+        );
+        // Another process writes the rows: nothing to await but the rows.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Let the synthetic market make `n` more trades (at about `rate` a second).
+async fn run_market(fake: &Fake, rate: u64, n: usize, mut midway: impl FnMut()) {
+    let start = fake.log().len();
+    let market = fake.run_market(rate);
+    wait_until("half the market's trades", Duration::from_secs(60), || {
+        fake.log().len() >= start + n / 2
+    })
+    .await;
+    midway();
+    wait_until("the market's trades", Duration::from_secs(60), || {
+        fake.log().len() >= start + n
+    })
+    .await;
+    market.abort();
+    let _ = market.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_process_stores_and_streams_the_market_through_faults_and_a_restart() {
+    let products: Vec<String> = ["BTC-USD", "ETH-USD", "SOL-USD"].map(String::from).to_vec();
+    let fake = Fake::start(FakeConfig {
+        products: products.clone(),
+        ..FakeConfig::default()
+    })
+    .await
+    .expect("fake");
+    let pg = spot_testkit::pg::Cluster::temporary().expect("cluster");
+    let data = std::env::temp_dir().join(format!("spot-e2e-{}", std::process::id()));
+    let env = [
+        ("DATABASE_URL", pg.url("postgres")),
+        (
+            "COMPONENT_PATH",
+            common::component_path("spot_guest").display().to_string(),
+        ),
+        ("COINBASE_WS_URL", fake.ws_url()),
+        ("COINBASE_REST_URL", fake.rest_url()),
+        ("SPOT_DATA_DIR", data.display().to_string()),
+    ];
+    let pool = spot_host::storage::pool(&pg.url("postgres"), 2).expect("pool");
+
+    // First run: products discovered over REST (the listing's extras skipped).
+    let mut server = spawn(&env).await;
+    assert!(
+        server.started["migrations_applied"].as_u64() > Some(0),
+        "{}",
+        server.started
+    );
+    assert_eq!(server.started["connections"].as_u64(), Some(1), "{}", server.started);
+    until_log(&mut server.logs, &server.seen, "feed up").await;
+    let listed = get(server.addr, "/api/products").await.json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(products.len()), "{listed}");
+    let mut stream = sse(server.addr, &stream_path(&products), &[], None).await;
+    assert_eq!(stream.status, 200);
+    let mut last = BTreeMap::new();
+
+    // Withheld trades in minutes that are over: a gap, repaired over REST.
+    let t = past_minute(6);
+    for p in &products {
+        fake.emit(p, 12, t);
+    }
+    fake.withhold(&products[2], 3);
+    fake.emit(&products[2], 3, t + 65_000);
+    fake.emit(&products[2], 4, t + 130_000);
+    // The repair lands before the live market, so the newest bucket of every
+    // candle is the market's, not a revision of the past.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.metric("spot_feed_repairs_total").await < 1.0 || server.metric("spot_feed_repairs_pending").await > 0.0
+    {
+        assert!(Instant::now() < deadline, "the withheld trades were never repaired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A garbage frame, then the live market with a dropped connection midway.
+    fake.fault(Fault::Garbage);
+    run_market(&fake, 60, 240, || fake.fault(Fault::Drop)).await;
+    storage_equals_log(&pool, &fake, &products).await;
+    stream_matches_storage(&mut stream, &mut last, &pool, &products).await;
+    assert!(server.metric("spot_feed_malformed_frames_total").await >= 1.0);
+    assert!(server.metric("spot_feed_reconnects_total").await >= 1.0);
+    assert!(
+        server.metric("spot_engine_duplicate_trades_total").await >= 1.0,
+        "the re-sent snapshot"
+    );
+    assert!(
+        server.metric("spot_candle_late_revisions_total").await >= 1.0,
+        "trades of minutes that were over"
+    );
+    assert!(server.metric("spot_engine_call_seconds_count").await >= 1.0);
+    assert!(server.metric("spot_writer_flush_seconds_count").await >= 1.0);
+    assert_eq!(server.metric("spot_sse_clients").await, 1.0);
+
+    // SIGTERM: the drain ends the stream and the process exits cleanly.
+    let (status, took) = server.terminate().await;
+    assert!(status.success(), "exit status {status}");
+    stream.until_closed().await;
+    eprintln!("SIGTERM to exit: {took:?}");
+
+    // Trades while the service is down, then a restart and more market.
+    for p in &products {
+        fake.emit(p, 20, spot_fake_coinbase::now_ms());
+    }
+    let mut server = spawn(&env).await;
+    let started = &server.started;
+    assert!(
+        started["candles_restored"].as_u64() > Some(0),
+        "the restart restored open buckets: {started}"
+    );
+    assert_eq!(started["migrations_applied"].as_u64(), Some(0), "{started}");
+    until_log(&mut server.logs, &server.seen, "feed up").await;
+    let mut stream = sse(server.addr, &stream_path(&products), &[], None).await;
+    let mut last = BTreeMap::new();
+    run_market(&fake, 60, 120, || {}).await;
+    storage_equals_log(&pool, &fake, &products).await;
+    stream_matches_storage(&mut stream, &mut last, &pool, &products).await;
+    let (status, _) = server.terminate().await;
+    assert!(status.success(), "exit status {status}");
+    let _ = std::fs::remove_dir_all(&data);
+}
