@@ -76,12 +76,14 @@ components: toolchain
 
 ## Benchmarks: engine (component vs native, render, swap pause, day import),
 ## storage (the writer vs one upsert per row and raw UNNEST), SSE fan-out,
-## and feed parse throughput (vs a generic JSON parse).
+## feed parse throughput (vs a generic JSON parse), and the whole pipeline
+## under load (fake Coinbase → server → 1,000 SSE clients, increasing rates).
 bench: components
 	$(CARGO) bench -p spot-host --bench engine
 	$(CARGO) bench -p spot-host --bench storage
 	$(CARGO) bench -p spot-host --bench fanout -- 1000 10000
 	$(CARGO) bench -p spot-host --bench feed
+	$(CARGO) bench -p spot-host --bench pipeline
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -332,17 +332,18 @@ impl Fake {
     /// [`Fake::run_market`] with a frame every `every`.
     pub fn run_market_every(&self, per_second: u64, every: Duration) -> tokio::task::JoinHandle<()> {
         let shared = self.shared.clone();
-        let per_frame_us = every.as_micros().max(1) as u64;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            // Trades owed, in millionths: per_second × frame length.
-            let mut carry = 0u64;
+            // Owed trades follow the time passed, so a late tick (a busy
+            // machine) makes a bigger frame instead of lowering the rate.
+            let started = Instant::now();
+            let mut made = 0u64;
             loop {
                 tick.tick().await;
-                carry += per_second * per_frame_us;
-                let n = carry / 1_000_000;
-                carry %= 1_000_000;
+                let owed = (started.elapsed().as_micros() as u64).saturating_mul(per_second) / 1_000_000;
+                let n = owed.saturating_sub(made);
+                made = owed;
                 let now = now_us();
                 let trades = shared.market().random_trades_us(n as usize, now);
                 let sent: Vec<FakeTrade> = trades.into_iter().filter(|t| !t.withheld).collect();

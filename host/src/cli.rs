@@ -11,7 +11,7 @@ use crate::config::{Config, ConfigError};
 /// hot-swappable WebAssembly component, stored in PostgreSQL and streamed
 /// to browsers over Datastar SSE.
 #[derive(Debug, Parser)]
-#[command(name = "spot-server", version, about, long_about = None)]
+#[command(name = "spot-server", version)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

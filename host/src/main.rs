@@ -15,9 +15,25 @@ use spot_host::server::{Options, Server};
 const DRAIN_LIMIT: Duration = Duration::from_secs(9);
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format);
+    let format = cli.log_format;
+    init_logs(format);
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, with every cause: "configuration: SHARD_INDEX: ...",
+            // on stderr, and as a log record for collectors of JSON logs.
+            if format == LogFormat::Json {
+                tracing::error!(error = format!("{e:#}"), "spot-server failed");
+            }
+            eprintln!("spot-server: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.settings.config().context("configuration")?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config).await,

@@ -78,21 +78,23 @@ pub struct Server {
 impl Server {
     /// Start everything; returns once the server takes requests.
     pub async fn start(config: &Config, options: Options) -> anyhow::Result<Server> {
+        // What is local is checked first: a bad URL or an unreadable or
+        // incompatible component fails at once, not after the database wait.
         let pool = storage::pool(&config.database_url, 8).context("DATABASE_URL")?;
-        wait_for_database(&pool, options.database_wait).await?;
-        let applied = storage::migrate(&pool).await.context("applying migrations")?;
-        tracing::info!(?applied, "database ready");
-
         let sandbox = Sandbox::new(options.limits.clone()).context("starting the sandbox")?;
         let loader = Loader::new(sandbox.clone(), Some(config.cache_dir.clone()));
         let path = &config.component_path;
-        let base_wasm =
-            std::fs::read(path).with_context(|| format!("reading the aggregation component {}", path.display()))?;
+        let base_wasm = std::fs::read(path)
+            .with_context(|| format!("COMPONENT_PATH: reading the aggregation component {}", path.display()))?;
         let base = loader
             .load_bytes(&base_wasm)
-            .with_context(|| format!("loading the aggregation component {}", path.display()))?;
+            .with_context(|| format!("COMPONENT_PATH: loading the aggregation component {}", path.display()))?;
         tracing::info!(component = %base, sha256 = %base.sha256, from_cache = base.from_cache,
             "component loaded");
+
+        wait_for_database(&pool, options.database_wait).await?;
+        let applied = storage::migrate(&pool).await.context("applying migrations")?;
+        tracing::info!(?applied, "database ready");
         // A component swapped in before a restart is kept (unless the deploy
         // changed COMPONENT_PATH since).
         let components = ComponentStore::new(pool.clone(), config.shard_index);

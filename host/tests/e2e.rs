@@ -331,3 +331,89 @@ async fn the_server_process_stores_and_streams_the_market_through_faults_and_a_r
     assert!(status.success(), "exit status {status}");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// Run the binary to its end with exactly `env` and `args`.
+async fn run_to_end(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_spot-server"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("spot-server did not stop on bad settings")
+        .expect("run spot-server")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_settings_stop_the_start_with_a_clear_error_that_quotes_no_secret() {
+    let help = run_to_end(&[], &["--help"]).await;
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for var in [
+        "DATABASE_URL",
+        "COINBASE_PRIVATE_KEY",
+        "SHARD_INDEX",
+        "COMPONENT_PATH",
+        "LOG_FORMAT",
+    ] {
+        assert!(text.contains(var), "--help lacks {var}");
+    }
+
+    // Nothing listens on port 1: an unreadable component must be reported
+    // before any wait for the database.
+    let unreachable = "postgresql://spot:hunter2@127.0.0.1:1/spot";
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (&[], "DATABASE_URL is required"),
+        (
+            &[("DATABASE_URL", "postgresql://spot:hunter2@db:notaport/spot")],
+            "DATABASE_URL",
+        ),
+        (
+            &[
+                ("DATABASE_URL", unreachable),
+                ("COMPONENT_PATH", "/nonexistent/spot.wasm"),
+            ],
+            "COMPONENT_PATH: reading the aggregation component /nonexistent/spot.wasm",
+        ),
+        (
+            &[
+                ("DATABASE_URL", unreachable),
+                ("COINBASE_API_KEY", "organizations/o/apiKeys/k"),
+                (
+                    "COINBASE_PRIVATE_KEY",
+                    "-----BEGIN EC PRIVATE KEY-----\nhunter2\n-----END EC PRIVATE KEY-----",
+                ),
+            ],
+            "COINBASE_PRIVATE_KEY",
+        ),
+        (
+            &[
+                ("DATABASE_URL", unreachable),
+                ("SHARD_INDEX", "3"),
+                ("SHARD_COUNT", "3"),
+            ],
+            "SHARD_INDEX",
+        ),
+    ];
+    for (env, says) in cases {
+        let out = run_to_end(env, &[]).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{env:?} started");
+        assert!(err.contains(says), "{env:?}: stderr does not say {says:?}:\n{err}");
+        assert!(!err.contains("hunter2"), "{env:?}: a secret in the error:\n{err}");
+    }
+    // A component that is not one: refused by the loader, before the database.
+    let junk = std::env::temp_dir().join(format!("spot-junk-{}.wasm", std::process::id()));
+    std::fs::write(&junk, b"\0asm junk").expect("write");
+    let junk_path = junk.display().to_string();
+    let out = run_to_end(&[("DATABASE_URL", unreachable), ("COMPONENT_PATH", &junk_path)], &[]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("COMPONENT_PATH: loading the aggregation component"),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&junk);
+}

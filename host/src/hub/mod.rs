@@ -106,11 +106,19 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    /// The current state of every key: its bucket start and encoded lines.
-    current: HashMap<Key, (i64, Bytes)>,
-    subscribers: HashMap<Key, HashMap<u64, Arc<Mailbox>>>,
+    /// Per (product, granularity): the current state and who watches it; one
+    /// map so an update costs one lookup (fast hasher: the keys are ours).
+    keys: HashMap<Key, Slot, foldhash::fast::RandomState>,
     clients: HashMap<u64, Client>,
     closed: bool,
+}
+
+/// One (product, granularity) in the hub.
+#[derive(Default)]
+struct Slot {
+    /// The newest bucket's start and its encoded `data:` lines.
+    current: Option<(i64, Bytes)>,
+    subscribers: HashMap<u64, Arc<Mailbox>, foldhash::fast::RandomState>,
 }
 
 struct Client {
@@ -193,17 +201,19 @@ impl Hub {
             }
             let key: Key = (u.product.clone(), u.candle.granularity);
             let start = u.candle.start;
-            if state.current.get(&key).is_some_and(|(shown, _)| *shown > start) {
+            let slot = state.keys.entry(key).or_default();
+            if slot.current.as_ref().is_some_and(|(shown, _)| *shown > start) {
                 inner.stats.older_buckets.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             let lines = sse::element_lines(&u.element);
-            if let Some(subs) = state.subscribers.get(&key) {
-                for mailbox in subs.values() {
+            if !slot.subscribers.is_empty() {
+                let key: Key = (u.product.clone(), u.candle.granularity);
+                for mailbox in slot.subscribers.values() {
                     mailbox.put(&key, &lines, &inner.stats.skipped, &inner.stats.largest_mailbox);
                 }
             }
-            state.current.insert(key, (start, lines));
+            slot.current = Some((start, lines));
         }
     }
 
@@ -222,14 +232,11 @@ impl Hub {
         let id = inner.next_client.fetch_add(1, Ordering::Relaxed);
         let mailbox = Arc::new(Mailbox::default());
         for key in &keys {
-            if let Some((_, lines)) = state.current.get(key) {
+            let slot = state.keys.entry(key.clone()).or_default();
+            if let Some((_, lines)) = &slot.current {
                 mailbox.put(key, lines, &AtomicU64::new(0), &inner.stats.largest_mailbox);
             }
-            state
-                .subscribers
-                .entry(key.clone())
-                .or_default()
-                .insert(id, mailbox.clone());
+            slot.subscribers.insert(id, mailbox.clone());
         }
         state.clients.insert(
             id,
@@ -324,11 +331,8 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         let mut state = self.hub.state.lock().unwrap_or_else(|p| p.into_inner());
         for key in &self.keys {
-            if let Some(subs) = state.subscribers.get_mut(key) {
-                subs.remove(&self.id);
-                if subs.is_empty() {
-                    state.subscribers.remove(key);
-                }
+            if let Some(slot) = state.keys.get_mut(key) {
+                slot.subscribers.remove(&self.id);
             }
         }
         state.clients.remove(&self.id);

@@ -15,7 +15,11 @@ pub fn element_lines(element: &str) -> Bytes {
     let mut out = BytesMut::with_capacity(element.len() + 16);
     for line in element.split('\n') {
         out.put_slice(b"data: elements ");
-        out.extend(line.bytes().filter(|&b| b != b'\r'));
+        if line.contains('\r') {
+            out.extend(line.bytes().filter(|&b| b != b'\r'));
+        } else {
+            out.put_slice(line.as_bytes());
+        }
         out.put_u8(b'\n');
     }
     out.freeze()

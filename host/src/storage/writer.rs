@@ -5,7 +5,10 @@
 //! twice and memory is bounded by the number of distinct keys, however long the
 //! database is away. A batch is flushed when `batch_rows` keys wait or the
 //! oldest has waited `interval`; one flush is in flight at a time, and while it
-//! runs new updates keep coalescing (so batches grow with the load). A failed
+//! runs new updates keep coalescing (so batches grow with the load). After a
+//! flush that took `d`, the next waits at least `d` (unless a sync or the
+//! shutdown asks): the writer keeps the database busy at most half the time,
+//! and under load rows coalesce in memory instead of queueing there. A failed
 //! flush puts its rows back (a newer state of the same key, arrived meanwhile,
 //! wins) and is retried with capped, jittered exponential backoff.
 //!
@@ -143,6 +146,8 @@ impl Writer {
             stats: stats.clone(),
             pending: HashMap::new(),
             oldest: None,
+            flush_started: Instant::now(),
+            rest_until: None,
             in_flight: None,
             in_flight_rows: 0,
             backoff: Duration::ZERO,
@@ -211,6 +216,10 @@ struct Task {
     pending: HashMap<Key, Dirty>,
     /// When the oldest waiting key became dirty.
     oldest: Option<Instant>,
+    /// When the flush in flight started, and the earliest time the next one
+    /// may start (the database rests as long as the last flush took).
+    flush_started: Instant,
+    rest_until: Option<Instant>,
     in_flight: Option<JoinHandle<(Batch, Result<u64, StorageError>)>>,
     /// Rows in the batch in flight (the batch itself is inside the task).
     in_flight_rows: usize,
@@ -328,11 +337,15 @@ impl Task {
     /// waits, or we are shutting down.
     fn due(&self, now: Instant) -> Option<Instant> {
         let oldest = self.oldest?;
-        if self.pending.len() >= self.config.batch_rows || !self.input_open || !self.waiters.is_empty() {
-            Some(now)
-        } else {
-            Some(oldest + self.config.interval)
+        if !self.input_open || !self.waiters.is_empty() {
+            return Some(now);
         }
+        let at = if self.pending.len() >= self.config.batch_rows {
+            now
+        } else {
+            oldest + self.config.interval
+        };
+        Some(self.rest_until.map_or(at, |r| r.max(at)))
     }
 
     fn next_wake(&self) -> Option<Instant> {
@@ -377,6 +390,7 @@ impl Task {
         let exchange = self.exchange.clone();
         let timeout = self.config.statement_timeout;
         self.in_flight_rows = batch.len();
+        self.flush_started = now;
         let stats = self.stats.clone();
         self.in_flight = Some(tokio::spawn(async move {
             let started = std::time::Instant::now();
@@ -394,6 +408,8 @@ impl Task {
     fn landed(&mut self, batch: Batch, result: Result<u64, StorageError>) {
         match result {
             Ok(_) => {
+                let now = Instant::now();
+                self.rest_until = Some(now + (now - self.flush_started));
                 self.stats.rows_written.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 self.stats.flushes.fetch_add(1, Ordering::Relaxed);
                 if !self.stats.healthy.swap(true, Ordering::Relaxed) {
