@@ -90,8 +90,12 @@ impl Market {
         }
         let i = self.books.len();
         let start_cents = 1_000 + self.next(10_000_000) as i64;
-        // Real ids are large; start somewhere that is not 0 or 1.
-        let next_id = 100_000 + self.next(1_000_000);
+        // Real ids are large and only grow: start from the wall clock in ms,
+        // so a restarted fake (the demo's, with the same seed) never reuses
+        // the ids of an earlier run that a server has stored (it would drop
+        // the new trades as duplicates). Below 1,000 trades/s per product the
+        // ids of one run stay below the next run's start.
+        let next_id = crate::now_ms().max(0) as u64 + self.next(1_000);
         self.books.push(Book {
             name: Arc::from(product),
             next_id,

@@ -192,7 +192,7 @@ impl Server {
         let connections = feed.as_ref().map_or(0, |f| f.stats().connections.len());
         tracing::info!(
             %addr,
-            component = %state_component,
+            component_sha256 = %state_component,
             migrations_applied = applied.len(),
             candles_restored = restored.candles,
             products = products.len(),
@@ -280,12 +280,16 @@ impl Server {
         for task in [&self.watcher, &self.announce].into_iter().flatten() {
             task.abort();
         }
-        if let Some(f) = self.feed {
-            f.stop().await;
-        }
+        let gaps = match self.feed {
+            Some(f) => Some(f.stop().await),
+            None => None,
+        };
         self.hub.close();
         let _ = self.stop_http.send(());
         self.engine.shutdown().await;
+        if let Some(gaps) = gaps {
+            let _ = tokio::time::timeout(Duration::from_secs(1), gaps).await;
+        }
         self.writer.finish().await;
         let _ = self.hub_task.await;
         match tokio::time::timeout(Duration::from_secs(3), self.http).await {

@@ -125,6 +125,8 @@ pub struct Feed {
     stats: Arc<FeedStats>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The gap listener: it ends when the engine's output closes.
+    gaps: tokio::task::JoinHandle<()>,
 }
 
 impl Feed {
@@ -168,7 +170,8 @@ impl Feed {
             log,
             initial,
         };
-        let mut tasks = repair::spawn(tasks_in, stopped.clone());
+        let (gaps, worker) = repair::spawn(tasks_in, stopped.clone());
+        let mut tasks = vec![worker];
         let shared = Arc::new(Shared {
             connects: Pacer::per_second(config.connects_per_second),
             messages: Pacer::per_second(config.messages_per_second),
@@ -195,7 +198,12 @@ impl Feed {
             shards = shard.1,
             "feed started"
         );
-        Ok(Feed { stats, stop, tasks })
+        Ok(Feed {
+            stats,
+            stop,
+            tasks,
+            gaps,
+        })
     }
 
     /// The feed's counters.
@@ -203,8 +211,11 @@ impl Feed {
         &self.stats
     }
 
-    /// Close every connection and stop repairing; waits for the tasks.
-    pub async fn stop(self) {
+    /// Close every connection and stop repairing; waits for those tasks.
+    /// Returns the gap listener, which keeps recording the gaps the engine
+    /// finds while it drains and ends once the engine has stopped: await it
+    /// after [`crate::engine::Engine::shutdown`].
+    pub async fn stop(self) -> tokio::task::JoinHandle<()> {
         let _ = self.stop.send(true);
         // Connections end at once; a repair in the middle of a REST request
         // is abandoned (its window stays in the repair log for the next start).
@@ -213,5 +224,6 @@ impl Feed {
                 t.abort();
             }
         }
+        self.gaps
     }
 }

@@ -126,8 +126,13 @@ pub(crate) struct RepairTasks {
     pub initial: Vec<(u32, i64, i64)>,
 }
 
-/// Start listening for gaps and repairing them.
-pub(crate) fn spawn(t: RepairTasks, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+/// Start listening for gaps and repairing them: the listener (which ends
+/// when the engine's output closes, so gaps found while the engine drains
+/// are still recorded) and the worker (which ends on `stop`).
+pub(crate) fn spawn(
+    t: RepairTasks,
+    stop: watch::Receiver<bool>,
+) -> (tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>) {
     let mut pending = Pending::default();
     for &(id, from, to) in &t.initial {
         pending.add(id, from, to);
@@ -136,7 +141,7 @@ pub(crate) fn spawn(t: RepairTasks, stop: watch::Receiver<bool>) -> Vec<tokio::t
         pending: Mutex::new(pending),
         wake: Notify::new(),
     });
-    vec![
+    (
         tokio::spawn(listen(
             t.outputs,
             repairs.clone(),
@@ -145,7 +150,7 @@ pub(crate) fn spawn(t: RepairTasks, stop: watch::Receiver<bool>) -> Vec<tokio::t
             t.log.clone(),
         )),
         tokio::spawn(work(repairs, t.engine, t.rest, t.stats, t.config, t.log, stop)),
-    ]
+    )
 }
 
 /// Collect the gaps the component reports. Never waits on anything but the
