@@ -211,9 +211,9 @@ async fn drive(s: Settings) {
         rss_idle_start as f64 / 1024.0,
     );
     println!(
-        "| offered/s | made/s | processed/s | sustained | latency p50 | p99 | max | server RSS | CPU (100% = one core): server | fake | clients | rest (PostgreSQL) | machine busy |"
+        "| offered/s | made/s | processed/s | sustained | latency p50 | p99 | max | of which after the stream task took it: p50 / p99 | server RSS | CPU (100% = one core): server | fake | clients | rest (PostgreSQL) | machine busy |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let me = std::process::id();
     let mut best = None;
@@ -244,18 +244,15 @@ async fn drive(s: Settings) {
         let busy_share = (machine1.0 - machine0.0) as f64 / (machine1.1 - machine0.1).max(1) as f64;
         let report = clients.ask("report");
         let lat: Vec<f64> = report.split_whitespace().filter_map(|v| v.parse().ok()).collect();
-        let (p50, p99, max) = (
-            lat.first().copied().unwrap_or(f64::NAN),
-            lat.get(1).copied().unwrap_or(f64::NAN),
-            lat.get(2).copied().unwrap_or(f64::NAN),
-        );
+        let at = |i: usize| lat.get(i).copied().unwrap_or(f64::NAN);
+        let (p50, p99, max, down50, down99) = (at(0), at(1), at(2), at(3), at(4));
         // Sustained: the fake made what was offered, the engine kept up with
         // it, and the trades were not queueing (p99 under a second).
         let sustained =
             made as f64 >= 0.95 * (*rate as f64) * wall && done as f64 >= 0.97 * made as f64 && p99 < 1_000.0;
         let pct = |c: f64| 100.0 * c / wall;
         println!(
-            "| {rate} | {:.0} | {:.0} | {} | {p50:.2} ms | {p99:.2} ms | {max:.1} ms | {:.0} MB | {:.0}% | {:.0}% | {:.0}% | {:.0}% | {:.0}% of {cores} cores |",
+            "| {rate} | {:.0} | {:.0} | {} | {p50:.2} ms | {p99:.2} ms | {max:.1} ms | {down50:.1} / {down99:.1} ms | {:.0} MB | {:.0}% | {:.0}% | {:.0}% | {:.0}% | {:.0}% of {cores} cores |",
             made as f64 / wall,
             done as f64 / wall,
             if sustained { "yes" } else { "no" },
@@ -355,10 +352,14 @@ fn clients_process(addr: &str, n: usize, products: usize) {
     rt.block_on(async {
         let addr: std::net::SocketAddr = addr.parse().expect("addr");
         let latencies = Arc::new(std::sync::Mutex::new(Vec::<i64>::with_capacity(1 << 20)));
+        // From the moment the server's stream task took the event (its id's
+        // unix ms) to receipt: the downstream part of the latency.
+        let downstream = Arc::new(std::sync::Mutex::new(Vec::<i64>::with_capacity(1 << 20)));
         let connected = Arc::new(tokio::sync::Semaphore::new(0));
         let gate = Arc::new(tokio::sync::Semaphore::new(128));
         for i in 0..n {
             let (lat, connected, gate) = (latencies.clone(), connected.clone(), gate.clone());
+            let down = downstream.clone();
             tokio::spawn(async move {
                 let mut permit = Some(gate.acquire_owned().await.expect("gate"));
                 let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -393,6 +394,13 @@ fn clients_process(addr: &str, n: usize, products: usize) {
                         }
                     }
                     drop(l);
+                    let mut d = down.lock().expect("lock");
+                    for part in carry[..cut].split("\nid: ").skip(1) {
+                        if let Some(ms) = part.split('-').next().and_then(|v| v.parse::<i64>().ok()) {
+                            d.push(now - ms * 1000);
+                        }
+                    }
+                    drop(d);
                     carry.drain(..cut);
                 }
             });
@@ -411,17 +419,27 @@ fn clients_process(addr: &str, n: usize, products: usize) {
                 return;
             }
             let mut l = latencies.lock().expect("lock");
+            let mut d = downstream.lock().expect("lock");
             if line.trim() == "report" {
-                l.sort_unstable();
-                let pct = |p: f64| {
-                    l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
-                        .map_or(f64::NAN, |v| *v as f64 / 1e3)
-                };
-                println!("{:.3} {:.3} {:.3} {}", pct(0.5), pct(0.99), pct(1.0), l.len());
+                fn pct(v: &mut [i64], p: f64) -> f64 {
+                    v.sort_unstable();
+                    v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+                        .map_or(f64::NAN, |x| *x as f64 / 1e3)
+                }
+                println!(
+                    "{:.3} {:.3} {:.3} {:.3} {:.3} {}",
+                    pct(&mut l, 0.5),
+                    pct(&mut l, 0.99),
+                    pct(&mut l, 1.0),
+                    pct(&mut d, 0.5),
+                    pct(&mut d, 0.99),
+                    l.len()
+                );
             } else {
                 println!("ok");
             }
             l.clear();
+            d.clear();
         }
     });
 }
