@@ -113,27 +113,74 @@ impl FromStr for Fixed {
 impl fmt::Display for Fixed {
     /// The shortest exact decimal: `42000.5`, `0.000000001`, `50000000000`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; FORMATTED_MAX];
+        f.write_str(self.format_into(&mut buf))
+    }
+}
+
+/// The longest formatted `Fixed`: a sign, 21 integer digits, a point, 18 digits.
+const FORMATTED_MAX: usize = 48;
+
+impl Fixed {
+    /// Append the shortest exact decimal (what `Display` writes) to `out`,
+    /// without the formatting machinery (the renderer's hot path).
+    pub fn push_to(self, out: &mut String) {
+        let mut buf = [0u8; FORMATTED_MAX];
+        out.push_str(self.format_into(&mut buf));
+    }
+
+    /// Format into `buf`, right-aligned; returns the text. Every element
+    /// the component renders formats five of these, so this avoids the
+    /// formatting machinery and all but one 128-bit division (in wasm,
+    /// 128-bit division is a library call): the fraction is below 10^18 and
+    /// the integer part of any price fits a u64.
+    fn format_into(self, buf: &mut [u8; FORMATTED_MAX]) -> &str {
         let neg = self.0 < 0;
         let abs = self.0.unsigned_abs();
         let int = abs / SCALE as u128;
-        let frac = abs % SCALE as u128;
-        if neg {
-            f.write_str("-")?;
-        }
-        write!(f, "{int}")?;
+        let mut frac = (abs - int * SCALE as u128) as u64;
+        let mut pos = buf.len();
         if frac != 0 {
-            let mut digits = [b'0'; SCALE_DIGITS as usize];
-            let mut v = frac;
-            for d in digits.iter_mut().rev() {
-                *d = b'0' + (v % 10) as u8;
-                v /= 10;
+            let mut digits = SCALE_DIGITS as usize;
+            while frac.is_multiple_of(10) {
+                frac /= 10;
+                digits -= 1;
             }
-            let end = digits.iter().rposition(|&d| d != b'0').map_or(0, |p| p + 1);
-            f.write_str(".")?;
-            // The digits are ASCII by construction.
-            f.write_str(core::str::from_utf8(&digits[..end]).map_err(|_| fmt::Error)?)?;
+            for _ in 0..digits {
+                pos -= 1;
+                buf[pos] = b'0' + (frac % 10) as u8;
+                frac /= 10;
+            }
+            pos -= 1;
+            buf[pos] = b'.';
         }
-        Ok(())
+        match u64::try_from(int) {
+            Ok(mut v) => loop {
+                pos -= 1;
+                buf[pos] = b'0' + (v % 10) as u8;
+                v /= 10;
+                if v == 0 {
+                    break;
+                }
+            },
+            Err(_) => {
+                let mut v = int;
+                loop {
+                    pos -= 1;
+                    buf[pos] = b'0' + (v % 10) as u8;
+                    v /= 10;
+                    if v == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        if neg {
+            pos -= 1;
+            buf[pos] = b'-';
+        }
+        // ASCII digits, '.' and '-' only.
+        core::str::from_utf8(&buf[pos..]).unwrap_or_default()
     }
 }
 
@@ -168,6 +215,26 @@ mod tests {
         assert_eq!("0.0000000000000000001".parse::<Fixed>(), Err(DecimalError::Precision));
         assert_eq!("999999999999999999999".parse::<Fixed>(), Err(DecimalError::Range));
         assert!("0.10000000000000000000000".parse::<Fixed>().is_ok());
+    }
+
+    #[test]
+    fn the_extremes_round_trip() {
+        // (i128::MIN prints, but the parser takes magnitudes up to i128::MAX.)
+        for units in [
+            i128::MIN + 1,
+            i128::MAX,
+            -1,
+            1,
+            0,
+            SCALE,
+            -SCALE,
+            u64::MAX as i128 * SCALE,
+        ] {
+            let f = Fixed::from_units(units);
+            let shown = f.to_string();
+            assert_eq!(shown.parse::<Fixed>().ok(), Some(f), "{units} shown as {shown}");
+        }
+        assert_eq!(Fixed::from_units(-1).to_string(), "-0.000000000000000001");
     }
 
     proptest! {

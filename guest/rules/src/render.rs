@@ -1,8 +1,6 @@
 //! The `<spot-candle>` element browsers receive (the seed's format, SPEC §4).
 
-use core::fmt::Write;
-
-use spot_wire::Candle;
+use spot_wire::{Candle, Fixed};
 
 /// Append `s` to `out` with every character that could end or break out of a
 /// double-quoted attribute escaped. Line breaks are escaped too, so an element is
@@ -42,12 +40,27 @@ pub fn open_element(s: &mut String, c: &Candle, product: &str) {
     s.push_str("\" data-product=\"");
     escape_attr(s, product);
     // Numbers and names below are produced here and contain nothing to escape.
-    let _ = write!(
-        s,
-        "\" data-granularity=\"{g}\" data-timestamp=\"{}\" data-open=\"{}\" data-high=\"{}\" \
-         data-low=\"{}\" data-close=\"{}\" data-volume=\"{}\" data-complete=\"{}\"",
-        c.start, c.open, c.high, c.low, c.close, c.volume, c.complete
-    );
+    // Pieces are pushed directly: `write!` costs more than the digits (an
+    // element is rendered for every candle update).
+    s.push_str("\" data-granularity=\"");
+    s.push_str(g);
+    s.push_str("\" data-timestamp=\"");
+    Fixed::from_int(c.start).push_to(s);
+    for (name, v) in [
+        ("\" data-open=\"", c.open),
+        ("\" data-high=\"", c.high),
+        ("\" data-low=\"", c.low),
+        ("\" data-close=\"", c.close),
+        ("\" data-volume=\"", c.volume),
+    ] {
+        s.push_str(name);
+        v.push_to(s);
+    }
+    s.push_str(if c.complete {
+        "\" data-complete=\"true\""
+    } else {
+        "\" data-complete=\"false\""
+    });
 }
 
 #[cfg(test)]
