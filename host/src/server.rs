@@ -188,11 +188,12 @@ impl Server {
             },
             Duration::from_secs(2),
         ));
-        let state_component = engine.handle().active().borrow().clone();
+        let active = engine.handle().status().await?.active;
         let connections = feed.as_ref().map_or(0, |f| f.stats().connections.len());
         tracing::info!(
             %addr,
-            component_sha256 = %state_component,
+            component = %format!("{} {}", active.name, active.version),
+            component_sha256 = %active.sha256,
             migrations_applied = applied.len(),
             candles_restored = restored.candles,
             products = products.len(),

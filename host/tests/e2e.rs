@@ -261,6 +261,13 @@ async fn the_server_process_stores_and_streams_the_market_through_faults_and_a_r
         server.started
     );
     assert_eq!(server.started["connections"].as_u64(), Some(1), "{}", server.started);
+    assert!(
+        server.started["component"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("spot-default ")),
+        "{}",
+        server.started
+    );
     until_log(&mut server.logs, &server.seen, "feed up").await;
     let listed = get(server.addr, "/api/products").await.json();
     assert_eq!(listed.as_array().map(Vec::len), Some(products.len()), "{listed}");

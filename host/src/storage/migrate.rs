@@ -56,11 +56,15 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, StorageError> {
 async fn apply_pending(client: &mut Client) -> Result<Vec<i32>, StorageError> {
     client
         .batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
+            // The "already exists, skipping" notice would be noise in the log
+            // of every start after the first.
+            "SET client_min_messages TO warning;
+             CREATE TABLE IF NOT EXISTS schema_migrations (
                 version    INTEGER PRIMARY KEY,
                 name       TEXT NOT NULL,
                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-            )",
+            );
+             RESET client_min_messages;",
         )
         .await?;
     let done: Vec<i32> = client
