@@ -144,7 +144,7 @@ impl Writer {
             syncs,
             syncs_open: true,
             stats: stats.clone(),
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             oldest: None,
             flush_started: Instant::now(),
             rest_until: None,
@@ -213,7 +213,8 @@ struct Task {
     syncs: mpsc::Receiver<oneshot::Sender<()>>,
     syncs_open: bool,
     stats: Arc<WriterStats>,
-    pending: HashMap<Key, Dirty>,
+    // Hashed for every candle update; the keys are ours (foldhash, as the hub).
+    pending: HashMap<Key, Dirty, foldhash::fast::RandomState>,
     /// When the oldest waiting key became dirty.
     oldest: Option<Instant>,
     /// When the flush in flight started, and the earliest time the next one
