@@ -12,6 +12,9 @@
 //! `cargo bench -p spot-host --bench pipeline -- [--seconds 10] [--rates 10000,25000,...]
 //! [--products 900] [--clients 1000]`. Reports; asserts nothing.
 
+mod common;
+
+use common::{cpu_seconds, rss_kb};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
@@ -29,26 +32,6 @@ const FRAME: Duration = Duration::from_millis(20);
 
 fn now_us() -> i64 {
     spot_fake_coinbase::now_us()
-}
-
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// User + system CPU seconds of a process.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
 }
 
 /// Busy and total jiffies of the whole machine (all cores).
@@ -310,17 +293,8 @@ fn fake_process(products: usize) {
         });
         println!("ready {} {}", fake.ws_url(), fake.rest_url());
         let mut market: Option<tokio::task::JoinHandle<()>> = None;
-        let mut lines = tokio::io::BufReader::new(tokio::io::stdin());
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line)
-                .await
-                .unwrap_or(0)
-                == 0
-            {
-                return;
-            }
+        let mut lines = common::StdinLines::new();
+        while let Some(line) = lines.next().await {
             let mut words = line.split_whitespace();
             match (words.next(), words.next()) {
                 (Some("rate"), Some(r)) => {
@@ -407,20 +381,11 @@ fn clients_process(addr: &str, n: usize, products: usize) {
         }
         let _ = connected.acquire_many(n as u32).await.expect("connected");
         println!("connected");
-        let mut lines = tokio::io::BufReader::new(tokio::io::stdin());
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line)
-                .await
-                .unwrap_or(0)
-                == 0
-            {
-                return;
-            }
+        let mut lines = common::StdinLines::new();
+        while let Some(line) = lines.next().await {
             let mut l = latencies.lock().expect("lock");
             let mut d = downstream.lock().expect("lock");
-            if line.trim() == "report" {
+            if line == "report" {
                 fn pct(v: &mut [i64], p: f64) -> f64 {
                     v.sort_unstable();
                     v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))

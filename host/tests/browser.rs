@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use spot_fake_coinbase::{Fake, FakeConfig, HOSTILE_PRODUCT};
-use spot_host::config::Config;
 use spot_host::server::{Options, Server};
 use spot_wire::Granularity;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -65,16 +64,7 @@ async fn the_page_shows_live_candles_in_chromium_and_never_runs_hostile_input() 
     .await
     .expect("fake");
     let pg = spot_testkit::pg::Cluster::temporary().expect("cluster");
-    let vars = std::collections::HashMap::from([
-        ("DATABASE_URL", pg.url("postgres")),
-        (
-            "COMPONENT_PATH",
-            common::component_path("spot_guest").display().to_string(),
-        ),
-        ("COINBASE_WS_URL", fake.ws_url()),
-        ("COINBASE_REST_URL", fake.rest_url()),
-    ]);
-    let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("config");
+    let config = common::fake::server_config(&pg, &fake);
     let server = Server::start(
         &config,
         Options {

@@ -480,7 +480,6 @@ async fn the_fake_closes_connections_that_do_not_subscribe_in_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_discovers_its_products_and_stores_what_the_feed_brings() {
-    use spot_host::config::Config;
     use spot_host::server::{Options, Server};
     common::trace();
     let products = names(3);
@@ -491,16 +490,7 @@ async fn the_server_discovers_its_products_and_stores_what_the_feed_brings() {
     .await
     .expect("fake");
     let pg = spot_testkit::pg::Cluster::temporary().expect("cluster");
-    let vars: std::collections::HashMap<&str, String> = std::collections::HashMap::from([
-        ("DATABASE_URL", pg.url("postgres")),
-        (
-            "COMPONENT_PATH",
-            common::component_path("spot_guest").display().to_string(),
-        ),
-        ("COINBASE_WS_URL", fake.ws_url()),
-        ("COINBASE_REST_URL", fake.rest_url()),
-    ]);
-    let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("config");
+    let config = common::fake::server_config(&pg, &fake);
     let options = Options {
         engine: common::config(),
         limits: common::test_limits(),

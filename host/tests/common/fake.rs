@@ -16,6 +16,21 @@ pub async fn wait_until(what: &str, within: Duration, cond: impl Fn() -> bool) {
     }
 }
 
+/// The server's configuration for `pg` and `fake` (products discovered over
+/// the fake's REST), with the default component.
+pub fn server_config(pg: &spot_testkit::pg::Cluster, fake: &Fake) -> spot_host::config::Config {
+    let vars = std::collections::HashMap::from([
+        ("DATABASE_URL", pg.url("postgres")),
+        (
+            "COMPONENT_PATH",
+            super::component_path("spot_guest").display().to_string(),
+        ),
+        ("COINBASE_WS_URL", fake.ws_url()),
+        ("COINBASE_REST_URL", fake.rest_url()),
+    ]);
+    spot_host::config::Config::from_lookup(|k| vars.get(k).cloned()).expect("config")
+}
+
 /// A minute that is over: trades there are repairable at once.
 pub fn past_minute(minutes_ago: i64) -> i64 {
     let now = spot_host::engine::now_ms();

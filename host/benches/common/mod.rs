@@ -1,0 +1,48 @@
+//! What the benches that run child processes share: reading their memory
+//! and CPU from /proc, and the line protocol they are driven by.
+#![allow(dead_code)]
+
+/// Resident memory of this process, KB.
+pub fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// User + system CPU seconds of a process.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// Lines from standard input, for a child process driven by its parent;
+/// `None` once the parent closes it.
+pub struct StdinLines {
+    reader: tokio::io::BufReader<tokio::io::Stdin>,
+    line: String,
+}
+
+impl StdinLines {
+    pub fn new() -> Self {
+        StdinLines {
+            reader: tokio::io::BufReader::new(tokio::io::stdin()),
+            line: String::new(),
+        }
+    }
+
+    pub async fn next(&mut self) -> Option<&str> {
+        self.line.clear();
+        match tokio::io::AsyncBufReadExt::read_line(&mut self.reader, &mut self.line).await {
+            Ok(n) if n > 0 => Some(self.line.trim()),
+            _ => None,
+        }
+    }
+}
