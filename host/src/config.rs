@@ -1,4 +1,4 @@
-//! The server's configuration, from the environment (SPEC §4; the seed's names).
+//! The server's configuration (SPEC §4; the seed's names), validated in one place.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,12 +48,8 @@ pub struct Config {
 pub const DEFAULT_COMPONENT: &str = "target/wasm32-wasip2/component/spot_guest.wasm";
 
 impl Config {
-    /// Read the configuration from the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    /// Read the configuration through `get` (tests pass a map).
+    /// Read the configuration through `get`: the binary passes its flags
+    /// and environment ([`crate::cli::Settings::get`]), tests pass a map.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let port = match get("PORT") {
             None => 8080,
