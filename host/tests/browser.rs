@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use spot_fake_coinbase::{Fake, FakeConfig, HOSTILE_PRODUCT};
+use spot_fake_coinbase::{Fake, HOSTILE_PRODUCT};
 use spot_host::server::{Options, Server};
 use spot_wire::Granularity;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -57,13 +57,7 @@ async fn the_page_shows_live_candles_in_chromium_and_never_runs_hostile_input() 
     );
 
     let products: Vec<String> = ["BTC-USD", "ETH-USD"].map(String::from).to_vec();
-    let fake = Fake::start(FakeConfig {
-        products: products.clone(),
-        ..FakeConfig::default()
-    })
-    .await
-    .expect("fake");
-    let pg = spot_testkit::pg::Cluster::temporary().expect("cluster");
+    let (fake, pg) = common::fake::fake_and_database(&products).await;
     let config = common::fake::server_config(&pg, &fake);
     let server = Server::start(
         &config,

@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use spot_fake_coinbase::{Fake, FakeConfig, Fault};
+use spot_fake_coinbase::{Fake, Fault};
 use spot_wire::Granularity;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
@@ -233,24 +233,10 @@ async fn run_market(fake: &Fake, rate: u64, n: usize, mut midway: impl FnMut()) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_process_stores_and_streams_the_market_through_faults_and_a_restart() {
     let products: Vec<String> = ["BTC-USD", "ETH-USD", "SOL-USD"].map(String::from).to_vec();
-    let fake = Fake::start(FakeConfig {
-        products: products.clone(),
-        ..FakeConfig::default()
-    })
-    .await
-    .expect("fake");
-    let pg = spot_testkit::pg::Cluster::temporary().expect("cluster");
+    let (fake, pg) = common::fake::fake_and_database(&products).await;
     let data = std::env::temp_dir().join(format!("spot-e2e-{}", std::process::id()));
-    let env = [
-        ("DATABASE_URL", pg.url("postgres")),
-        (
-            "COMPONENT_PATH",
-            common::component_path("spot_guest").display().to_string(),
-        ),
-        ("COINBASE_WS_URL", fake.ws_url()),
-        ("COINBASE_REST_URL", fake.rest_url()),
-        ("SPOT_DATA_DIR", data.display().to_string()),
-    ];
+    let mut env = common::fake::server_env(&pg, &fake);
+    env.push(("SPOT_DATA_DIR", data.display().to_string()));
     let pool = spot_host::storage::pool(&pg.url("postgres"), 2).expect("pool");
 
     // First run: products discovered over REST (the listing's extras skipped).

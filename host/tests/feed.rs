@@ -483,13 +483,7 @@ async fn the_server_discovers_its_products_and_stores_what_the_feed_brings() {
     use spot_host::server::{Options, Server};
     common::trace();
     let products = names(3);
-    let fake = Fake::start(FakeConfig {
-        products: products.clone(),
-        ..FakeConfig::default()
-    })
-    .await
-    .expect("fake");
-    let pg = spot_testkit::pg::Cluster::temporary().expect("cluster");
+    let (fake, pg) = common::fake::fake_and_database(&products).await;
     let config = common::fake::server_config(&pg, &fake);
     let options = Options {
         engine: common::config(),

@@ -16,10 +16,22 @@ pub async fn wait_until(what: &str, within: Duration, cond: impl Fn() -> bool) {
     }
 }
 
-/// The server's configuration for `pg` and `fake` (products discovered over
+/// A fake Coinbase trading `products` and a throwaway PostgreSQL cluster.
+pub async fn fake_and_database(products: &[String]) -> (Fake, spot_testkit::pg::Cluster) {
+    let fake = Fake::start(spot_fake_coinbase::FakeConfig {
+        products: products.to_vec(),
+        ..spot_fake_coinbase::FakeConfig::default()
+    })
+    .await
+    .expect("fake");
+    let pg = spot_testkit::pg::Cluster::temporary().expect("cluster");
+    (fake, pg)
+}
+
+/// The server's environment for `pg` and `fake` (products discovered over
 /// the fake's REST), with the default component.
-pub fn server_config(pg: &spot_testkit::pg::Cluster, fake: &Fake) -> spot_host::config::Config {
-    let vars = std::collections::HashMap::from([
+pub fn server_env(pg: &spot_testkit::pg::Cluster, fake: &Fake) -> Vec<(&'static str, String)> {
+    vec![
         ("DATABASE_URL", pg.url("postgres")),
         (
             "COMPONENT_PATH",
@@ -27,7 +39,12 @@ pub fn server_config(pg: &spot_testkit::pg::Cluster, fake: &Fake) -> spot_host::
         ),
         ("COINBASE_WS_URL", fake.ws_url()),
         ("COINBASE_REST_URL", fake.rest_url()),
-    ]);
+    ]
+}
+
+/// [`server_env`] as the configuration of an in-process server.
+pub fn server_config(pg: &spot_testkit::pg::Cluster, fake: &Fake) -> spot_host::config::Config {
+    let vars: std::collections::HashMap<&str, String> = server_env(pg, fake).into_iter().collect();
     spot_host::config::Config::from_lookup(|k| vars.get(k).cloned()).expect("config")
 }
 
