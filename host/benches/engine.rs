@@ -292,9 +292,19 @@ fn bench_day_import(sandbox: &Sandbox, loaded: &LoadedComponent) {
 async fn main() {
     let (sandbox, loaded) = component();
     println!("spot engine benchmarks ({}; wasmtime 48, epoch deadline on)", loaded);
-    bench_ingest(&sandbox, &loaded);
-    bench_render(&sandbox, &loaded);
-    bench_swap(&sandbox, &loaded, 1).await;
-    bench_swap(&sandbox, &loaded, 60).await;
-    bench_day_import(&sandbox, &loaded);
+    let only = std::env::var("SPOT_BENCH_ONLY").unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
+    if run("ingest") {
+        bench_ingest(&sandbox, &loaded);
+    }
+    if run("render") {
+        bench_render(&sandbox, &loaded);
+    }
+    if run("swap") {
+        bench_swap(&sandbox, &loaded, 1).await;
+        bench_swap(&sandbox, &loaded, 60).await;
+    }
+    if run("import") {
+        bench_day_import(&sandbox, &loaded);
+    }
 }

@@ -35,7 +35,7 @@ pub fn decode_all<T: records::Packed>(bytes: &[u8]) -> Result<Vec<T>, WireError>
             record: T::SIZE,
         });
     }
-    bytes.chunks_exact(T::SIZE).map(T::get).collect()
+    records::get_all(bytes)
 }
 
 pub use records::Packed;

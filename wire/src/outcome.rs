@@ -1,7 +1,7 @@
 //! The packed result of `ingest`, `apply-candles` and `advance`.
 
 use crate::codec::{Reader, WireError, Writer};
-use crate::records::{Candle, Gap, Packed};
+use crate::records::{Candle, Gap, Packed, get_all};
 
 const MAGIC: &[u8; 4] = b"SPO1";
 const HEADER: usize = 4 + 4 * 4;
@@ -57,7 +57,15 @@ pub struct OutcomeWriter {
 
 impl Default for OutcomeWriter {
     fn default() -> Self {
-        let mut w = Writer::with_capacity(HEADER + 64 * Candle::SIZE);
+        Self::with_room_for(64)
+    }
+}
+
+impl OutcomeWriter {
+    /// A writer with room for `updates` candles before it has to grow (a
+    /// regrowth copies everything written so far).
+    pub fn with_room_for(updates: usize) -> Self {
+        let mut w = Writer::with_capacity(HEADER + updates * Candle::SIZE);
         w.bytes(MAGIC);
         w.zeros(HEADER - MAGIC.len());
         OutcomeWriter {
@@ -66,9 +74,7 @@ impl Default for OutcomeWriter {
             rest: Outcome::default(),
         }
     }
-}
 
-impl OutcomeWriter {
     /// The packed outcome (same bytes as [`Outcome::encode`] of the same results).
     pub fn finish(mut self) -> Vec<u8> {
         for g in &self.rest.gaps {
@@ -140,11 +146,8 @@ impl Outcome {
             });
         }
         let (updates, gaps) = r.take(need)?.split_at(n_updates * Candle::SIZE);
-        let updates = updates
-            .chunks_exact(Candle::SIZE)
-            .map(Candle::get)
-            .collect::<Result<_, _>>()?;
-        let gaps = gaps.chunks_exact(Gap::SIZE).map(Gap::get).collect::<Result<_, _>>()?;
+        let updates = get_all(updates)?;
+        let gaps = get_all(gaps)?;
         Ok(Outcome {
             updates,
             gaps,

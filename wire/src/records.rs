@@ -25,6 +25,19 @@ pub trait Packed: Sized {
     }
 }
 
+/// Decode records back to back from `bytes` (a whole number of them).
+///
+/// A loop into a vector sized up front: collecting an iterator of `Result`s
+/// cannot know its length, and regrowing a vector of 112-byte candles cost
+/// more than decoding them.
+pub(crate) fn get_all<T: Packed>(bytes: &[u8]) -> Result<Vec<T>, WireError> {
+    let mut out = Vec::with_capacity(bytes.len() / T::SIZE);
+    for chunk in bytes.chunks_exact(T::SIZE) {
+        out.push(T::get(chunk)?);
+    }
+    Ok(out)
+}
+
 /// Bytes per packed trade.
 pub const TRADE_SIZE: usize = 56;
 /// Bytes per packed candle.
@@ -147,6 +160,13 @@ impl Packed for Candle {
         put(out, 96, &self.last_trade_id.unwrap_or(0).to_le_bytes());
         put(out, 104, &self.trades.to_le_bytes());
         out[108..112].fill(0);
+    }
+    /// Packed on the stack and appended in one copy (growing the buffer first
+    /// would zero it only to overwrite it).
+    fn write(&self, w: &mut Writer) {
+        let mut b = [0u8; CANDLE_SIZE];
+        self.put(&mut b);
+        w.bytes(&b);
     }
     fn get(b: &[u8]) -> Result<Self, WireError> {
         let granularity = Granularity::from_index(b[4]).ok_or(WireError::Invalid {

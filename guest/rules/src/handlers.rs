@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 
 use spot_wire::state::State;
-use spot_wire::{Candle, OutcomeWriter, Trade, decode_all};
+use spot_wire::{Candle, Granularity, OutcomeWriter, Trade, decode_all};
 
 use crate::{Aggregator, CandleSource, Settings, render};
 
@@ -30,7 +30,8 @@ pub fn define_products(products: impl IntoIterator<Item = (u32, String)>) {
 /// `ingest`: packed trades in, packed outcome out.
 pub fn ingest(trades: &[u8]) -> Result<Vec<u8>, String> {
     let trades = decode_all::<Trade>(trades).map_err(|e| e.to_string())?;
-    let mut out = OutcomeWriter::default();
+    // At most one update per granularity per trade.
+    let mut out = OutcomeWriter::with_room_for(trades.len() * Granularity::ALL.len());
     with(|a| a.ingest_into(trades, &mut out));
     Ok(out.finish())
 }

@@ -56,6 +56,9 @@ impl Sandbox {
         config.epoch_interruption(true);
         config.wasm_component_model(true);
         config.parallel_compilation(true);
+        if std::env::var_os("SPOT_WASM_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)?;
         let stop = Arc::new(AtomicBool::new(false));
         let weak = engine.weak();
