@@ -129,58 +129,114 @@ impl Fixed {
         out.push_str(self.format_into(&mut buf));
     }
 
-    /// Format into `buf`, right-aligned; returns the text. Every element
-    /// the component renders formats five of these, so this avoids the
-    /// formatting machinery and all but one 128-bit division (in wasm,
-    /// 128-bit division is a library call): the fraction is below 10^18 and
-    /// the integer part of any price fits a u64.
+    /// Append a plain integer the same way (candle starts, counts): no
+    /// scaling, so no 128-bit arithmetic at all.
+    pub fn push_int(v: i64, out: &mut String) {
+        let mut buf = [0u8; FORMATTED_MAX];
+        let mut pos = put_int(&mut buf, POINT, v.unsigned_abs());
+        if v < 0 {
+            pos -= 1;
+            buf[pos] = b'-';
+        }
+        out.push_str(core::str::from_utf8(&buf[pos..POINT]).unwrap_or_default());
+    }
+
+    /// Format into `buf`; returns the text. Every element the component
+    /// renders formats five of these, so this avoids the formatting machinery
+    /// and 64-bit digit loops: wasm has no 64-bit high multiply, so there a
+    /// 64-bit division by 10 stays a hardware division per digit, while a 32-bit
+    /// one becomes a multiply. Digits are produced nine at a time from u32s;
+    /// the 128-bit division by 10^18 (a library call in wasm) is done as two
+    /// long divisions by 10^9 on 32-bit limbs.
     fn format_into(self, buf: &mut [u8; FORMATTED_MAX]) -> &str {
+        const BILLION: u32 = 1_000_000_000;
+        const SCALE64: u64 = SCALE as u64;
         let neg = self.0 < 0;
         let abs = self.0.unsigned_abs();
-        let int = abs / SCALE as u128;
-        let mut frac = (abs - int * SCALE as u128) as u64;
-        let mut pos = buf.len();
-        if frac != 0 {
-            let mut digits = SCALE_DIGITS as usize;
-            while frac.is_multiple_of(10) {
-                frac /= 10;
-                digits -= 1;
-            }
-            for _ in 0..digits {
-                pos -= 1;
-                buf[pos] = b'0' + (frac % 10) as u8;
-                frac /= 10;
-            }
-            pos -= 1;
-            buf[pos] = b'.';
-        }
-        match u64::try_from(int) {
-            Ok(mut v) => loop {
-                pos -= 1;
-                buf[pos] = b'0' + (v % 10) as u8;
-                v /= 10;
-                if v == 0 {
-                    break;
-                }
-            },
+        let (int, frac) = match u64::try_from(abs) {
+            Ok(a) => ((a / SCALE64) as u128, a % SCALE64),
             Err(_) => {
-                let mut v = int;
-                loop {
-                    pos -= 1;
-                    buf[pos] = b'0' + (v % 10) as u8;
-                    v /= 10;
-                    if v == 0 {
-                        break;
-                    }
-                }
+                let (q, lo) = div_rem_billion(abs);
+                let (int, hi) = div_rem_billion(q);
+                (int, hi as u64 * BILLION as u64 + lo as u64)
+            }
+        };
+        // The integer part ends at POINT, the fraction's 18 digits follow the
+        // point, and its trailing zeros are cut off.
+        let mut end = POINT;
+        if frac != 0 {
+            buf[POINT] = b'.';
+            put_nine(buf, POINT + 1, (frac / BILLION as u64) as u32);
+            put_nine(buf, POINT + 10, (frac % BILLION as u64) as u32);
+            end = POINT + 1 + SCALE_DIGITS as usize;
+            while buf[end - 1] == b'0' {
+                end -= 1;
             }
         }
+        let mut pos = POINT;
+        let mut int = int;
+        while int > u64::MAX as u128 {
+            pos -= 9;
+            put_nine(buf, pos, (int % BILLION as u128) as u32);
+            int /= BILLION as u128;
+        }
+        pos = put_int(buf, pos, int as u64);
         if neg {
             pos -= 1;
             buf[pos] = b'-';
         }
         // ASCII digits, '.' and '-' only.
-        core::str::from_utf8(&buf[pos..]).unwrap_or_default()
+        core::str::from_utf8(&buf[pos..end]).unwrap_or_default()
+    }
+}
+
+/// Where the formatted integer part ends: room for a sign and the 21 digits of
+/// the largest magnitude before it, the point and 18 digits after it.
+const POINT: usize = 1 + 21 + 1;
+
+/// `(x / 10^9, x % 10^9)` by long division on 32-bit limbs: each step divides
+/// a u64 below 10^9 * 2^32, so no 128-bit arithmetic is needed.
+#[inline]
+fn div_rem_billion(x: u128) -> (u128, u32) {
+    const BILLION: u64 = 1_000_000_000;
+    let mut q = 0u128;
+    let mut r = 0u64;
+    for shift in [96, 64, 32, 0] {
+        let cur = (r << 32) | ((x >> shift) as u32 as u64);
+        let digit = cur / BILLION;
+        r = cur - digit * BILLION;
+        q |= (digit as u128) << shift;
+    }
+    (q, r as u32)
+}
+
+/// Write the digits of `v` so that they end at `buf[end]`; returns where they start.
+#[inline]
+fn put_int(buf: &mut [u8], end: usize, mut v: u64) -> usize {
+    const BILLION: u64 = 1_000_000_000;
+    let mut pos = end;
+    while v >= BILLION {
+        pos -= 9;
+        put_nine(buf, pos, (v % BILLION) as u32);
+        v /= BILLION;
+    }
+    let mut v = v as u32;
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return pos;
+        }
+    }
+}
+
+/// Write `v` (< 10^9) as exactly nine digits, zero-padded, at `buf[at..at + 9]`.
+#[inline]
+fn put_nine(buf: &mut [u8], at: usize, mut v: u32) {
+    for slot in buf[at..at + 9].iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
     }
 }
 
@@ -237,11 +293,40 @@ mod tests {
         assert_eq!(Fixed::from_units(-1).to_string(), "-0.000000000000000001");
     }
 
+    /// The shortest exact decimal, the slow obvious way.
+    fn reference(units: i128) -> String {
+        let sign = if units < 0 { "-" } else { "" };
+        let abs = units.unsigned_abs();
+        let scale = SCALE as u128;
+        let frac = format!("{:018}", abs % scale);
+        let frac = frac.trim_end_matches('0');
+        match frac {
+            "" => format!("{sign}{}", abs / scale),
+            f => format!("{sign}{}.{f}", abs / scale),
+        }
+    }
+
+    #[test]
+    fn integers_print_as_integers() {
+        for v in [0, 7, -7, 1_704_567_600, i64::MAX, i64::MIN, 999_999_999, 1_000_000_000] {
+            let mut s = String::new();
+            Fixed::push_int(v, &mut s);
+            assert_eq!(s, v.to_string());
+        }
+    }
+
     proptest! {
         #[test]
         fn display_round_trips(units in any::<i128>()) {
             let v = Fixed::from_units(units);
             prop_assert_eq!(v.to_string().parse::<Fixed>(), Ok(v));
+            prop_assert_eq!(v.to_string(), reference(units));
+        }
+
+        #[test]
+        fn prices_and_volumes_print_shortest(int in 0u64..100_000_000_000, frac in 0u64..SCALE as u64, neg: bool) {
+            let units = (int as i128 * SCALE + frac as i128) * if neg { -1 } else { 1 };
+            prop_assert_eq!(Fixed::from_units(units).to_string(), reference(units));
         }
     }
 }

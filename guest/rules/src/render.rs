@@ -45,7 +45,7 @@ pub fn open_element(s: &mut String, c: &Candle, product: &str) {
     s.push_str("\" data-granularity=\"");
     s.push_str(g);
     s.push_str("\" data-timestamp=\"");
-    Fixed::from_int(c.start).push_to(s);
+    Fixed::push_int(c.start, s);
     for (name, v) in [
         ("\" data-open=\"", c.open),
         ("\" data-high=\"", c.high),
