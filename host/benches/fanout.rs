@@ -73,11 +73,22 @@ fn main() {
     let counts: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let counts = if counts.is_empty() { vec![1_000, 10_000] } else { counts };
     for n in counts {
-        server(n);
+        for shape in [Shape::PerTrade, Shape::OneUpdate] {
+            server(n, shape);
+        }
     }
 }
 
-fn server(n: usize) {
+/// How the 1,000 updates/s are grouped into engine outputs.
+#[derive(Clone, Copy, Debug)]
+enum Shape {
+    /// 125 trades/s, each one output of eight updates (one per granularity).
+    PerTrade,
+    /// 1,000 outputs/s of one update each.
+    OneUpdate,
+}
+
+fn server(n: usize, shape: Shape) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -109,7 +120,7 @@ fn server(n: usize) {
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        tokio::spawn(http::serve::serve(listener, http::router(state), std::future::pending(), Duration::from_secs(1)));
+        tokio::spawn(http::serve::serve(listener, state, std::future::pending(), Duration::from_secs(1)));
         tokio::time::sleep(Duration::from_millis(100)).await;
         let rss_before = rss_kb();
 
@@ -124,18 +135,33 @@ fn server(n: usize) {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let idle_kb = rss_kb().saturating_sub(rss_before);
 
-        // 1,000 updates/s: every millisecond one update of a product, cycling
-        // products and granularities.
+        // 1,000 updates/s. Per trade: one output with the eight updates of its
+        // product (what the engine emits), every 8 ms. One update: every
+        // millisecond a lone update, cycling products and granularities (the
+        // worst case: every update is an event of its own for its clients).
         let (cpu_server, cpu_clients) = (cpu_seconds(std::process::id()), cpu_seconds(child.id()));
         let started = Instant::now();
-        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
-        for i in 0..RATE * SECONDS {
+        let per_output = match shape {
+            Shape::PerTrade => 8,
+            Shape::OneUpdate => 1,
+        };
+        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 * per_output / RATE));
+        for i in 0..RATE * SECONDS / per_output {
             tick.tick().await;
-            let p = &products[(i as usize) % PRODUCTS];
-            let g = Granularity::ALL[(i as usize / PRODUCTS) % 8];
+            let sent = now_us();
+            let updates = match shape {
+                Shape::PerTrade => {
+                    let p = &products[(i as usize) % PRODUCTS];
+                    Granularity::ALL.iter().map(|&g| update(p, g, sent)).collect()
+                }
+                Shape::OneUpdate => {
+                    let p = &products[(i as usize) % PRODUCTS];
+                    vec![update(p, Granularity::ALL[(i as usize / PRODUCTS) % 8], sent)]
+                }
+            };
             hub.publish(&EngineOutput {
                 cause: Cause::Trades,
-                updates: vec![update(p, g, now_us())],
+                updates,
                 gaps: vec![],
                 duplicates: 0,
                 ignored: 0,
@@ -154,7 +180,8 @@ fn server(n: usize) {
         let _ = child.wait();
         let stats = hub.stats();
         println!(
-            "{n:>6} clients: {report} | server CPU {:.0}% of one core (clients {:.0}%) | idle memory {:.1} KB/client | events {} skipped {}",
+            "{n:>6} clients, {:<9} {report} | server CPU {:.0}% of one core (clients {:.0}%) | idle memory {:.1} KB/client | events {} skipped {}",
+            format!("{shape:?}:"),
             100.0 * cpu_server / wall,
             100.0 * cpu_clients / wall,
             idle_kb as f64 / n as f64,
@@ -175,17 +202,21 @@ fn clients(addr: &str, n: usize) {
         .expect("runtime");
     rt.block_on(async {
         let addr: std::net::SocketAddr = addr.parse().expect("addr");
-        let latencies = Arc::new(std::sync::Mutex::new(Vec::<i64>::with_capacity(1 << 20)));
+        // Each connection records into its own vector (an uncontended lock):
+        // the harness shares the machine with the server it measures.
+        let mut all = Vec::with_capacity(n);
         let connected = Arc::new(tokio::sync::Semaphore::new(0));
         let gate = Arc::new(tokio::sync::Semaphore::new(256));
         for i in 0..n {
-            let (lat, connected, gate) = (latencies.clone(), connected.clone(), gate.clone());
+            let lat = Arc::new(std::sync::Mutex::new(Vec::<i64>::new()));
+            all.push(lat.clone());
+            let (connected, gate) = (connected.clone(), gate.clone());
             tokio::spawn(async move {
                 let mut permit = Some(gate.acquire_owned().await.expect("gate"));
                 let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
                 let req = format!("GET /stream?product=P{}-USD HTTP/1.1\r\nHost: x\r\n\r\n", i % PRODUCTS);
                 s.write_all(req.as_bytes()).await.expect("send");
-                let mut buf = vec![0u8; 8192];
+                let mut buf = vec![0u8; 4096];
                 let mut first = true;
                 while let Ok(k) = s.read(&mut buf).await {
                     if k == 0 {
@@ -198,7 +229,9 @@ fn clients(addr: &str, n: usize) {
                         continue;
                     }
                     let now = now_us();
-                    let text = String::from_utf8_lossy(&buf[..k]);
+                    let Ok(text) = std::str::from_utf8(&buf[..k]) else {
+                        continue;
+                    };
                     let mut l = lat.lock().expect("lock");
                     for part in text.split("data-timestamp=\"").skip(1) {
                         if let Some(sent) = part.split('"').next().and_then(|v| v.parse::<i64>().ok()) {
@@ -212,7 +245,7 @@ fn clients(addr: &str, n: usize) {
         println!("connected");
         let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).expect("signal");
         usr1.recv().await;
-        let mut l = latencies.lock().expect("lock").clone();
+        let mut l: Vec<i64> = all.iter().flat_map(|v| v.lock().expect("lock").clone()).collect();
         l.sort_unstable();
         let pct = |p: f64| {
             l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))

@@ -182,7 +182,7 @@ impl Server {
         let (stop_http, stopped) = oneshot::channel::<()>();
         let http = tokio::spawn(http::serve::serve(
             listener,
-            http::router(state),
+            state,
             async move {
                 let _ = stopped.await;
             },

@@ -315,6 +315,14 @@ async fn bad_subscriptions_get_a_short_4xx_and_the_page_escapes() {
         assert!(!r.body.contains('<') && !r.body.contains("NOPE") && !r.body.contains("ONE_WEEK"));
     }
 
+    // A request head past the stream's limit (8 KB), and one that is not HTTP.
+    let huge = "y".repeat(9000);
+    let r = http::request(addr, "GET", "/stream?product=P0-USD", &[("x-pad", &huge)], b"").await;
+    assert_eq!(r.status, 431, "{}", r.body);
+    assert!(r.header("content-type").is_some_and(|t| t.starts_with("text/plain")));
+    let r = http::request(addr, "GET", "/stream?product=P0-USD HTTP/9\u{0}", &[], b"").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+
     let page = http::get(addr, "/?product=P3-USD&granularity=ONE_HOUR&granularity=ONE_DAY").await;
     assert_eq!(page.status, 200);
     assert!(page.header("content-type").is_some_and(|t| t.starts_with("text/html")));

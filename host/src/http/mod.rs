@@ -1,9 +1,10 @@
 //! The HTTP server (axum on hyper): the page, the SSE stream, health and
-//! readiness, the history API; admin arrives with its issue.
+//! readiness, the history API, admin.
 //!
 //! - [`serve`]: the accept loop (each connection can be cut by the hub);
 //! - [`query`]: the raw query-string parsing and validation every route shares;
 //! - [`stream`]: `GET /stream` (Datastar SSE from the [`crate::hub`]);
+//! - [`sse_socket`]: the same stream written on the raw socket (what clients get);
 //! - [`page`]: `GET /`;
 //! - [`api`]: `GET /api/candles`, `GET /api/products`;
 //! - [`health`]: `GET /healthz`, `GET /readyz`;
@@ -16,6 +17,7 @@ pub mod metrics;
 pub mod page;
 pub mod query;
 pub mod serve;
+pub mod sse_socket;
 pub mod stream;
 
 use std::collections::HashSet;

@@ -1,6 +1,8 @@
 //! The accept loop: hyper HTTP/1.1 connections serving the axum router, each
 //! with a handle that cuts it (the hub uses it on stuck SSE clients, whose
 //! connections would otherwise stay open while their socket buffer is full).
+//! A connection whose first bytes are `GET /stream` is served by
+//! [`super::sse_socket`] on the socket itself.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,6 +14,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tower_service::Service;
+
+use super::{AppState, sse_socket};
 
 /// Kernel send buffer per connection. Linux autotunes it up to 4 MB; for
 /// thousands of SSE clients that is gigabytes held for slow readers. 64 KB
@@ -26,10 +30,11 @@ pub struct CutConnection(pub Arc<Notify>);
 /// connection finish its request (at most `drain`) and return.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) -> std::io::Result<()> {
+    let router = super::router(state.clone());
     let (closing, closed) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut connections = tokio::task::JoinSet::new();
@@ -40,7 +45,7 @@ pub async fn serve(
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
                     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
-                    connections.spawn(connection(stream, router.clone(), closed.clone()));
+                    connections.spawn(connection(stream, router.clone(), state.clone(), closed.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off briefly.
@@ -65,7 +70,19 @@ pub async fn serve(
     Ok(())
 }
 
-async fn connection(stream: tokio::net::TcpStream, router: Router, mut closing: watch::Receiver<bool>) {
+async fn connection(
+    stream: tokio::net::TcpStream,
+    router: Router,
+    state: Arc<AppState>,
+    mut closing: watch::Receiver<bool>,
+) {
+    // A stream request is served on the socket itself (see `sse_socket`).
+    let mut first = [0u8; 12];
+    match tokio::time::timeout(sse_socket::HEAD_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(n)) if sse_socket::is_stream_request(&first[..n]) => return sse_socket::serve(stream, state).await,
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) | Err(_) => return, // nothing sent in time, or the socket failed
+    }
     let cut = Arc::new(Notify::new());
     let handle = CutConnection(cut.clone());
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {

@@ -23,8 +23,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use spot_wire::Granularity;
+use std::pin::Pin;
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio::time::Instant;
+
+use tokio::time::{Instant, Sleep};
 
 use crate::engine::EngineOutput;
 use mailbox::{Mailbox, Taken};
@@ -253,6 +255,8 @@ impl Hub {
             keys,
             mailbox,
             started: false,
+            last_sent: Instant::now(),
+            quiet: None,
         })
     }
 
@@ -291,6 +295,12 @@ pub struct Subscription {
     /// Something was sent already (the response head goes out with the first
     /// bytes, so the first call never waits).
     started: bool,
+    /// When the last bytes went out; a keep-alive is due `keepalive` after it.
+    last_sent: Instant,
+    /// The keep-alive timer. It is not moved on every event (that would be a
+    /// timer-wheel removal and insertion per delivery): when it fires early it
+    /// is set again from `last_sent`.
+    quiet: Option<Pin<Box<Sleep>>>,
 }
 
 impl Subscription {
@@ -302,6 +312,7 @@ impl Subscription {
                 Taken::Closed => return None,
                 Taken::Lines(lines) => {
                     self.started = true;
+                    self.last_sent = Instant::now();
                     let id = format!(
                         "{}-{}",
                         crate::engine::now_ms(),
@@ -312,14 +323,27 @@ impl Subscription {
                 }
                 Taken::Nothing if !self.started => {
                     self.started = true;
+                    self.last_sent = Instant::now();
                     return Some(Bytes::from_static(sse::KEEPALIVE));
                 }
                 Taken::Nothing => {
-                    if tokio::time::timeout(self.hub.config.keepalive, self.mailbox.changed())
-                        .await
-                        .is_err()
-                    {
-                        return Some(Bytes::from_static(sse::KEEPALIVE));
+                    let keepalive = self.hub.config.keepalive;
+                    let due = self.last_sent + keepalive;
+                    let quiet = self
+                        .quiet
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+                    tokio::select! {
+                        _ = self.mailbox.changed() => {}
+                        _ = quiet.as_mut() => {
+                            let now = Instant::now();
+                            if now >= due {
+                                self.last_sent = now;
+                                quiet.as_mut().reset(now + keepalive);
+                                return Some(Bytes::from_static(sse::KEEPALIVE));
+                            }
+                            // Fired for an earlier quiet spell; events went out since.
+                            quiet.as_mut().reset(due);
+                        }
                     }
                 }
             }

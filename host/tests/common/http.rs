@@ -96,11 +96,13 @@ pub struct Event {
     pub elements: Vec<String>,
 }
 
-/// A streaming response read incrementally (chunked transfer decoded).
+/// A streaming response read incrementally (chunked transfer decoded, or a
+/// body that runs until the connection closes).
 pub struct Sse {
     stream: TcpStream,
     raw: Vec<u8>,
     body: Vec<u8>,
+    chunked: bool,
     pub status: u16,
     pub headers: Vec<(String, String)>,
     /// Keep-alive comments seen.
@@ -126,6 +128,7 @@ pub async fn sse(addr: SocketAddr, path: &str, headers: &[(&str, &str)], recv_bu
         stream,
         raw: Vec::new(),
         body: Vec::new(),
+        chunked: false,
         status: 0,
         headers: Vec::new(),
         comments: 0,
@@ -145,6 +148,7 @@ pub async fn sse(addr: SocketAddr, path: &str, headers: &[(&str, &str)], recv_bu
                 .filter_map(|l| l.split_once(':'))
                 .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
                 .collect();
+            s.chunked = s.header("transfer-encoding").is_some_and(|v| v.contains("chunked"));
             return s;
         }
         assert!(s.read().await > 0, "closed before the headers");
@@ -169,8 +173,12 @@ impl Sse {
         n
     }
 
-    /// Move complete chunks from `raw` to `body`.
+    /// Move complete chunks (or, unchunked, everything) from `raw` to `body`.
     fn dechunk(&mut self) {
+        if !self.chunked {
+            self.body.append(&mut self.raw);
+            return;
+        }
         loop {
             let Some(eol) = self.raw.windows(2).position(|w| w == b"\r\n") else {
                 return;

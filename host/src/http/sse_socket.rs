@@ -1,0 +1,178 @@
+//! `GET /stream` served on the connection's own socket instead of through hyper.
+//!
+//! An SSE client holds its connection for hours. Through hyper each one keeps
+//! an 8 KB read buffer and an 8 KB header buffer (about 8 KB resident per
+//! client), and every event is a chunk framed and flushed by the HTTP
+//! dispatcher. Here the request head is read once into a small buffer that is
+//! dropped, the response is close-delimited (`Connection: close`, no length:
+//! RFC 9112 §6.3), and each event is one write of the bytes the hub encoded
+//! once for every subscriber. The rules are the route's own: the query is
+//! checked by [`stream::subscription`], the hub subscribes and cuts stuck
+//! clients, a client that goes away is noticed at once (its socket reads EOF).
+//!
+//! Only a request whose first bytes are `GET /stream` comes here
+//! ([`is_stream_request`]); everything else, `HEAD /stream` included, goes to
+//! the router, whose `/stream` route answers the same way through hyper.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::WriteHalf;
+use tokio::sync::Notify;
+
+use super::AppState;
+use super::query::BadRequest;
+use super::stream;
+use crate::hub::HubError;
+
+/// The longest request head accepted (hyper's default limit is larger; a
+/// stream request is a line of query and a few headers).
+pub const MAX_HEAD: usize = 8 * 1024;
+
+/// How long a client may take to send its request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Headers parsed at most (more is 431).
+const MAX_HEADERS: usize = 48;
+
+/// The bytes a `GET /stream` request starts with, as peeked from a new connection.
+pub fn is_stream_request(peeked: &[u8]) -> bool {
+    peeked.starts_with(b"GET /stream?") || peeked.starts_with(b"GET /stream ")
+}
+
+/// Serve one `GET /stream` connection to its end.
+pub async fn serve(mut socket: TcpStream, state: Arc<AppState>) {
+    let query = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut socket)).await {
+        Ok(Ok(query)) => query,
+        Ok(Err(refused)) => return respond(&mut socket, refused).await,
+        Err(_) => return, // no request within the time: just close
+    };
+    let keys = match stream::subscription(query.as_deref(), &state) {
+        Ok(keys) => keys,
+        Err(refused) => return respond(&mut socket, refused).await,
+    };
+    let cut = Arc::new(Notify::new());
+    let mut subscription = match state.hub.subscribe(keys, Some(cut.clone())) {
+        Ok(s) => s,
+        Err(HubError::Full) => {
+            return respond(
+                &mut socket,
+                BadRequest::new(StatusCode::SERVICE_UNAVAILABLE, "too many clients"),
+            )
+            .await;
+        }
+        Err(HubError::Closed) => {
+            return respond(
+                &mut socket,
+                BadRequest::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+            )
+            .await;
+        }
+    };
+    let (mut reader, mut writer) = socket.split();
+    // The head and the first event (the snapshot; never waited for) in one write.
+    let Some(first) = subscription.next().await else {
+        return;
+    };
+    let mut out = Vec::with_capacity(HEAD.len() + first.len());
+    out.extend_from_slice(HEAD);
+    out.extend_from_slice(&first);
+    if !send(&mut writer, &out, &cut).await {
+        return;
+    }
+    drop(out);
+    let mut probe = [0u8; 64];
+    loop {
+        tokio::select! {
+            next = subscription.next() => match next {
+                Some(bytes) => if !send(&mut writer, &bytes, &cut).await { return },
+                None => return, // the hub closed (shutdown)
+            },
+            // The client sends nothing more: EOF or an error means it is gone.
+            read = reader.read(&mut probe) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {} // pipelined bytes: this connection only streams, then closes
+            },
+            _ = cut.notified() => return, // stuck past the hub's limit
+        }
+    }
+}
+
+/// The response head of a stream (close-delimited: no length, no chunking).
+const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
+    content-type: text/event-stream\r\n\
+    cache-control: no-cache\r\n\
+    x-accel-buffering: no\r\n\
+    connection: close\r\n\r\n";
+
+/// Read the request head; returns the raw query string of the target.
+async fn read_head(socket: &mut TcpStream) -> Result<Option<String>, BadRequest> {
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        let mut chunk = [0u8; 1024];
+        let n = socket
+            .read(&mut chunk)
+            .await
+            .map_err(|_| BadRequest::new(StatusCode::BAD_REQUEST, "unreadable request"))?;
+        if n == 0 {
+            return Err(BadRequest::new(StatusCode::BAD_REQUEST, "incomplete request"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(&buf) {
+            Ok(httparse::Status::Complete(_)) => {
+                let target = request.path.unwrap_or("/stream");
+                return Ok(target.split_once('?').map(|(_, q)| q.to_string()));
+            }
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => continue,
+            Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+                return Err(BadRequest::new(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "request head too large",
+                ));
+            }
+            Err(_) => return Err(BadRequest::new(StatusCode::BAD_REQUEST, "malformed request")),
+        }
+    }
+}
+
+/// Answer a refused request with its status and short plain message, then close.
+async fn respond(socket: &mut TcpStream, refused: BadRequest) {
+    let body = format!("{}\n", refused.message);
+    let head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        refused.status.as_u16(),
+        refused.status.canonical_reason().unwrap_or(""),
+        body.len()
+    );
+    let _ = socket.write_all((head + &body).as_bytes()).await;
+    let _ = socket.shutdown().await;
+}
+
+/// Write `bytes`, giving up when the hub cuts the client (a full socket
+/// buffer would otherwise hold the write forever). `false`: the stream is over.
+async fn send(writer: &mut WriteHalf<'_>, bytes: &[u8], cut: &Notify) -> bool {
+    tokio::select! {
+        written = writer.write_all(bytes) => written.is_ok(),
+        _ = cut.notified() => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_get_stream_is_taken_off_hyper() {
+        assert!(is_stream_request(b"GET /stream?product=BTC-USD HTTP/1.1\r\n"));
+        assert!(is_stream_request(b"GET /stream HTTP/1.1\r\n"));
+        assert!(!is_stream_request(b"GET /streams HTTP/1.1\r\n"));
+        assert!(!is_stream_request(b"HEAD /stream HTTP/1.1\r\n"));
+        assert!(!is_stream_request(b"GET / HTTP/1.1\r\n"));
+        assert!(!is_stream_request(b"GET /str"));
+    }
+}
