@@ -121,7 +121,7 @@ impl Server {
         // emits afterwards is missed; it skips the restore's own output.
         let writer = Writer::spawn(pool.clone(), handle.subscribe(1024).await?, options.writer.clone());
         let hub = Hub::new(options.hub.clone());
-        let hub_task = hub.spawn(handle.subscribe(1024).await?);
+        let hub_task = hub.attach(&handle).await?;
         let from = restore::restore_from(crate::engine::now_ms(), options.restore_lookback);
         let restored = restore::restore(&pool, &exchange, &handle, &products, from).await?;
         tracing::info!(
@@ -250,8 +250,8 @@ impl Server {
     /// Wait until every candle update so far is stored and in the hub.
     pub async fn sync(&self) -> anyhow::Result<()> {
         self.engine.handle().barrier().await?;
+        // (The hub takes each output on the engine's thread: nothing is queued.)
         self.writer.sync().await?;
-        self.hub.sync().await?;
         Ok(())
     }
 

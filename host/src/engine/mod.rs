@@ -31,6 +31,7 @@ pub use bindings::{CandleSource, Product, Settings};
 pub use error::{EngineError, Fault, LoadError};
 pub use loader::{CONTRACT_VERSION, LoadedComponent, Loader};
 pub use products::Products;
+pub use runtime::OutputSink;
 pub use sandbox::{Limits, Sandbox};
 pub use shadow::ShadowReport;
 use spot_wire::{Candle, Gap, Trade};
@@ -289,6 +290,13 @@ impl EngineHandle {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         self.send(Command::Subscribe(tx)).await?;
         Ok(rx)
+    }
+
+    /// Call `sink` with every output from now on, on the engine's thread, in
+    /// order: no queue and no thread hop between the engine and the sink. For
+    /// consumers whose work per output is a few microseconds and never waits.
+    pub async fn attach(&self, sink: OutputSink) -> Result<(), EngineError> {
+        self.send(Command::Attach(sink)).await
     }
 
     /// Make `component` active, handing over the state between two inputs.

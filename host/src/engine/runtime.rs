@@ -28,6 +28,10 @@ use super::shadow::{Shadow, ShadowReport};
 use super::stats::{ComponentSummary, Stats, Status};
 use super::{CandleUpdate, Cause, EngineConfig, EngineOutput, GapReport, SwapReport};
 
+/// A consumer called on the engine's thread with every output, in order. It
+/// must be quick and never block (the hub: a lock and a few mailbox puts).
+pub type OutputSink = Box<dyn Fn(&Arc<EngineOutput>) + Send>;
+
 /// What the engine is asked to do.
 pub(crate) enum Command {
     Define(Vec<(u32, Arc<str>)>),
@@ -39,6 +43,7 @@ pub(crate) enum Command {
     },
     Advance(i64),
     Subscribe(mpsc::Sender<Arc<EngineOutput>>),
+    Attach(OutputSink),
     Swap {
         component: Arc<LoadedComponent>,
         done: oneshot::Sender<Result<SwapReport, EngineError>>,
@@ -80,6 +85,7 @@ pub(crate) struct Runtime {
     instance: Option<Instance>,
     journal: Journal,
     subscribers: Vec<mpsc::Sender<Arc<EngineOutput>>>,
+    sinks: Vec<OutputSink>,
     products: Arc<Products>,
     stats: Arc<Stats>,
     last_fault: Option<String>,
@@ -148,6 +154,7 @@ impl Runtime {
             instance: Some(inst),
             journal,
             subscribers: Vec::new(),
+            sinks: Vec::new(),
             products,
             stats,
             last_fault: None,
@@ -213,6 +220,7 @@ impl Runtime {
                     let _ = self.input(Entry::Advance(now), Cause::Clock);
                 }
                 Command::Subscribe(tx) => self.subscribers.push(tx),
+                Command::Attach(sink) => self.sinks.push(sink),
                 Command::Swap { component, done } => self.begin_swap(component, done, false),
                 Command::Shadow {
                     component,
@@ -493,6 +501,10 @@ impl Runtime {
             duplicates: outcome.duplicates,
             ignored: outcome.ignored,
         });
+        // Sinks first: they take the output here, without a hop to another thread.
+        for sink in &self.sinks {
+            sink(&out);
+        }
         // Backpressure: a subscriber that is behind holds the engine (and so the
         // feed) back; subscribers conflate, so they are never behind for long.
         self.subscribers.retain(|s| s.blocking_send(out.clone()).is_ok());

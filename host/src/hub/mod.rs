@@ -1,6 +1,7 @@
 //! The SSE hub: the engine's rendered candle updates → every subscribed client.
 //!
-//! One task reads the engine's outputs. Each update's element is encoded once
+//! The engine hands each output to [`Hub::publish`] on its own thread (no
+//! queue, no thread to wake). Each update's element is encoded once
 //! into its `data: elements` lines ([`sse::element_lines`]), kept as the
 //! current state of its (product, granularity), and the same bytes are put in
 //! the [`mailbox::Mailbox`] of every client subscribed to that key. A client's
@@ -17,18 +18,18 @@ pub mod mailbox;
 pub mod sse;
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use spot_wire::Granularity;
-use std::pin::Pin;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::Notify;
 
 use tokio::time::{Instant, Sleep};
 
-use crate::engine::EngineOutput;
+use crate::engine::{EngineError, EngineHandle, EngineOutput};
 use mailbox::{Mailbox, Taken};
 
 /// A subscription key: one element on the page.
@@ -102,8 +103,8 @@ struct Inner {
     stats: HubStats,
     next_client: AtomicU64,
     next_event: AtomicU64,
-    /// Sync requests to the fan-out task (see [`Hub::sync`]).
-    syncs: Mutex<Option<mpsc::Sender<oneshot::Sender<()>>>>,
+    /// Wakes the sweeper when the hub closes.
+    closing: Notify,
 }
 
 #[derive(Default)]
@@ -139,7 +140,7 @@ impl Hub {
                 stats: HubStats::default(),
                 next_client: AtomicU64::new(1),
                 next_event: AtomicU64::new(1),
-                syncs: Mutex::new(None),
+                closing: Notify::new(),
             }),
         }
     }
@@ -154,42 +155,25 @@ impl Hub {
         &self.inner.stats
     }
 
-    /// Fan out the outputs arriving on `input` (an engine subscription) until
-    /// it closes, and cut off stuck clients meanwhile.
-    pub fn spawn(&self, mut input: mpsc::Receiver<Arc<EngineOutput>>) -> tokio::task::JoinHandle<()> {
+    /// Take the engine's outputs as they are made: [`Hub::publish`] runs on
+    /// the engine's thread ([`EngineHandle::attach`]), so an update reaches the
+    /// mailboxes without waiting for another thread to wake. Returns the task
+    /// that cuts off stuck clients until the hub closes.
+    pub async fn attach(&self, engine: &EngineHandle) -> Result<tokio::task::JoinHandle<()>, EngineError> {
         let hub = self.clone();
-        let (sync_tx, mut syncs) = mpsc::channel::<oneshot::Sender<()>>(16);
-        *self.inner.syncs.lock().unwrap_or_else(|p| p.into_inner()) = Some(sync_tx);
-        tokio::spawn(async move {
+        engine.attach(Box::new(move |out| hub.publish(out))).await?;
+        let hub = self.clone();
+        Ok(tokio::spawn(async move {
             let every = (hub.inner.config.stuck_after / 4).max(Duration::from_millis(10));
             let mut sweep = tokio::time::interval(every);
             sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    out = input.recv() => match out {
-                        Some(out) => hub.publish(&out),
-                        None => break,
-                    },
-                    Some(done) = syncs.recv() => {
-                        while let Ok(out) = input.try_recv() {
-                            hub.publish(&out);
-                        }
-                        let _ = done.send(());
-                    }
+                    _ = hub.inner.closing.notified() => break,
                     _ = sweep.tick() => hub.cut_stuck(),
                 }
             }
-        })
-    }
-
-    /// Wait until every output already queued for the hub is in the mailboxes
-    /// (after an engine barrier: everything the engine emitted so far).
-    pub async fn sync(&self) -> Result<(), HubError> {
-        let tx = self.inner.syncs.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let tx = tx.ok_or(HubError::Closed)?;
-        let (done, wait) = oneshot::channel();
-        tx.send(done).await.map_err(|_| HubError::Closed)?;
-        wait.await.map_err(|_| HubError::Closed)
+        }))
     }
 
     /// Put one output's updates in the mailboxes of their subscribers.
@@ -267,6 +251,8 @@ impl Hub {
         for c in state.clients.values() {
             c.mailbox.close();
         }
+        // (A stored permit if the sweeper is between two waits.)
+        self.inner.closing.notify_one();
     }
 
     fn cut_stuck(&self) {
