@@ -6,6 +6,14 @@ use spot_wire::{Candle, Fixed};
 /// double-quoted attribute escaped. Line breaks are escaped too, so an element is
 /// always one line (one SSE `data:` line).
 pub fn escape_attr(out: &mut String, s: &str) {
+    // Product names almost never hold any of these: copy them whole.
+    if !s
+        .bytes()
+        .any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | b'\n' | b'\r'))
+    {
+        out.push_str(s);
+        return;
+    }
     for ch in s.chars() {
         match ch {
             '&' => out.push_str("&amp;"),

@@ -13,6 +13,13 @@ pub const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 /// (carriage returns dropped, never a line without the `elements ` key).
 pub fn element_lines(element: &str) -> Bytes {
     let mut out = BytesMut::with_capacity(element.len() + 16);
+    // The usual element is one line: one pass to check, one copy.
+    if !element.bytes().any(|b| b == b'\n' || b == b'\r') {
+        out.put_slice(b"data: elements ");
+        out.put_slice(element.as_bytes());
+        out.put_u8(b'\n');
+        return out.freeze();
+    }
     for line in element.split('\n') {
         out.put_slice(b"data: elements ");
         if line.contains('\r') {
