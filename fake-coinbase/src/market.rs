@@ -20,6 +20,9 @@ pub struct FakeTrade {
     pub time_us: i64,
     /// Logged, never sent over the WebSocket.
     pub withheld: bool,
+    /// Sent priced at the unix µs its frame is serialized at (see
+    /// [`Market::stamp_prices`]), whatever `price` says.
+    pub stamped: bool,
 }
 
 /// One candle computed from the log.
@@ -112,9 +115,10 @@ impl Market {
         self.log_limit = Some(limit.max(1));
     }
 
-    /// Random trades are priced at their frame's time in unix µs, so a
-    /// client can read from a candle's close how old the newest trade in it
-    /// is (the load bench's latency from exchange frame to browser).
+    /// Random trades are sent priced at the unix µs their WebSocket frame is
+    /// serialized at, so a client can read from a candle's close how long ago
+    /// the frame holding its newest trade was made (the load bench's latency
+    /// from exchange frame to browser). The log keeps the generation time.
     pub fn stamp_prices(&mut self, on: bool) {
         self.stamp_prices = on;
     }
@@ -163,6 +167,7 @@ impl Market {
             side,
             time_us,
             withheld,
+            stamped: false,
         };
         self.log.push(t.clone());
         self.made += 1;
@@ -190,6 +195,7 @@ impl Market {
                 let mut t = self.trade_of(i, time_us + k as i64);
                 if self.stamp_prices {
                     t.price = Fixed::from_int(time_us);
+                    t.stamped = true;
                     if let Some(last) = self.log.last_mut() {
                         last.price = t.price;
                     }

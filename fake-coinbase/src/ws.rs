@@ -77,11 +77,12 @@ impl Conn {
     }
 }
 
-fn trade_json(t: &FakeTrade) -> Value {
+/// A trade as Coinbase sends it, at `price`.
+fn trade_json(t: &FakeTrade, price: spot_wire::Fixed) -> Value {
     json!({
         "trade_id": t.trade_id.to_string(),
         "product_id": &*t.product,
-        "price": t.price.to_string(),
+        "price": price.to_string(),
         "size": t.size.to_string(),
         "side": t.side,
         "time": rfc3339_micros(t.time_us),
@@ -168,7 +169,12 @@ async fn connection(stream: TcpStream, shared: &Shared, id: u64) -> anyhow::Resu
                             continue;
                         }
                         mine.sort_by(|a, b| b.time_us.cmp(&a.time_us).then(b.trade_id.cmp(&a.trade_id)));
-                        let list: Vec<Value> = mine.into_iter().map(trade_json).collect();
+                        // A stamped trade is priced at this frame's making.
+                        let now = spot_wire::Fixed::from_int(crate::now_us());
+                        let list: Vec<Value> = mine
+                            .into_iter()
+                            .map(|t| trade_json(t, if t.stamped { now } else { t.price }))
+                            .collect();
                         let msg = conn.frame("market_trades", json!([{ "type": "update", "trades": list }]));
                         tx.send(msg).await?;
                     }
@@ -249,7 +255,7 @@ fn request(conn: &mut Conn, shared: &Shared, text: &str) -> Vec<Message> {
                     let list: Vec<Value> = market
                         .recent(p, shared.config.snapshot_trades)
                         .iter()
-                        .map(trade_json)
+                        .map(|t| trade_json(t, t.price))
                         .collect();
                     json!({"type": "snapshot", "trades": list})
                 })
