@@ -61,7 +61,7 @@ fn update(product: &Arc<str>, g: Granularity, sent_us: i64) -> CandleUpdate {
     CandleUpdate {
         product: product.clone(),
         candle,
-        element,
+        element: element.into(),
     }
 }
 

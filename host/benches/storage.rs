@@ -150,7 +150,7 @@ async fn writer(
                     .map(|(p, c)| CandleUpdate {
                         product: p.clone(),
                         candle: *c,
-                        element: String::new(),
+                        element: bytes::Bytes::new(),
                     })
                     .collect(),
                 gaps: Vec::new(),

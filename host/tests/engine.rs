@@ -32,7 +32,7 @@ async fn the_default_component_matches_the_native_rules_and_renders_every_update
     let mut last = std::collections::BTreeMap::new();
     for out in &outputs {
         for u in &out.updates {
-            assert_eq!(u.element, spot_rules::render::element(&u.candle, &u.product));
+            assert_eq!(u.element, spot_rules::render::element(&u.candle, &u.product).as_bytes());
             last.insert((u.candle.product, u.candle.granularity, u.candle.start), u.candle);
         }
     }
@@ -102,10 +102,8 @@ async fn repair_and_clock_flow_through_the_engine() {
     h.barrier().await.unwrap();
     let done: Vec<_> = drain(&mut rx).iter().flat_map(|o| o.updates.clone()).collect();
     assert!(done.iter().all(|u| u.candle.complete));
-    assert!(
-        done.iter()
-            .any(|u| u.candle.granularity == Granularity::OneDay && u.element.contains("data-complete=\"true\""))
-    );
+    assert!(done.iter().any(|u| u.candle.granularity == Granularity::OneDay
+        && String::from_utf8_lossy(&u.element).contains("data-complete=\"true\"")));
     engine.shutdown().await;
 }
 

@@ -114,7 +114,7 @@ fn output(cause: Cause, updates: Vec<(Arc<str>, Candle)>) -> Arc<EngineOutput> {
             .map(|(product, candle)| CandleUpdate {
                 product,
                 candle,
-                element: String::new(),
+                element: bytes::Bytes::new(),
             })
             .collect(),
         gaps: Vec::new(),

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use bindings::{CandleSource, Product, Settings};
+use bytes::Bytes;
 pub use error::{EngineError, Fault, LoadError};
 pub use loader::{CONTRACT_VERSION, LoadedComponent, Loader};
 pub use products::Products;
@@ -97,8 +98,9 @@ pub enum Cause {
 pub struct CandleUpdate {
     pub product: Arc<str>,
     pub candle: Candle,
-    /// The `<spot-candle>` element (empty if the component failed to render).
-    pub element: String,
+    /// The `<spot-candle>` element (empty if the component failed to render):
+    /// the component's UTF-8, shared by every consumer without copies.
+    pub element: Bytes,
 }
 
 /// A trade-id jump the component reported.

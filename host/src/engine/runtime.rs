@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use spot_wire::{Candle, Outcome, Trade, encode_all};
 use tokio::sync::{mpsc, oneshot};
 
@@ -483,7 +484,8 @@ impl Runtime {
             .map(|(candle, element)| CandleUpdate {
                 product: name(candle.product),
                 candle,
-                element,
+                // (A String's buffer becomes the Bytes: no copy.)
+                element: Bytes::from(element),
             })
             .collect();
         let gaps = outcome

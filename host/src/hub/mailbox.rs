@@ -8,11 +8,10 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::Key;
+use super::sse::Element;
 
 /// One client's undelivered states.
 #[derive(Debug, Default)]
@@ -23,7 +22,8 @@ pub struct Mailbox {
 
 #[derive(Debug, Default)]
 struct Slots {
-    pending: Vec<(Key, Bytes)>,
+    /// (the key's position in the client's subscription, its latest element)
+    pending: Vec<(u32, Element)>,
     /// When the oldest undelivered state arrived.
     waiting_since: Option<Instant>,
     closed: bool,
@@ -31,28 +31,30 @@ struct Slots {
 
 /// What a take found.
 pub enum Taken {
-    Lines(Vec<Bytes>),
+    Lines(Vec<Element>),
     Nothing,
     Closed,
 }
 
 impl Mailbox {
-    /// Put the latest lines of `key`; counts into `skipped` when it replaces
+    /// Put the latest element of the client's `key`-th subscribed key (its
+    /// position in the subscription: cheaper to match than the key itself);
+    /// counts into `skipped` when it replaces
     /// a state the client never received, and records the mailbox's size in
     /// `largest` (the most entries any mailbox held).
-    pub fn put(&self, key: &Key, lines: &Bytes, skipped: &AtomicU64, largest: &AtomicU64) {
+    pub fn put(&self, key: u32, lines: &Element, skipped: &AtomicU64, largest: &AtomicU64) {
         {
             let mut s = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             if s.closed {
                 return;
             }
-            match s.pending.iter_mut().find(|(k, _)| k == key) {
+            match s.pending.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, l)) => {
                     *l = lines.clone();
                     skipped.fetch_add(1, Ordering::Relaxed);
                 }
                 None => {
-                    s.pending.push((key.clone(), lines.clone()));
+                    s.pending.push((key, lines.clone()));
                     largest.fetch_max(s.pending.len() as u64, Ordering::Relaxed);
                 }
             }

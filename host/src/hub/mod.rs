@@ -1,8 +1,8 @@
 //! The SSE hub: the engine's rendered candle updates → every subscribed client.
 //!
 //! The engine hands each output to [`Hub::publish`] on its own thread (no
-//! queue, no thread to wake). Each update's element is encoded once
-//! into its `data: elements` lines ([`sse::element_lines`]), kept as the
+//! queue, no thread to wake). Each update's element ([`sse::Element`], the
+//! component's bytes, shared, never copied per client) is kept as the
 //! current state of its (product, granularity), and the same bytes are put in
 //! the [`mailbox::Mailbox`] of every client subscribed to that key. A client's
 //! stream takes whatever waits and sends it as one event. A slow client skips
@@ -31,6 +31,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::engine::{EngineError, EngineHandle, EngineOutput};
 use mailbox::{Mailbox, Taken};
+use sse::Element;
 
 /// A subscription key: one element on the page.
 pub type Key = (Arc<str>, Granularity);
@@ -109,9 +110,10 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    /// Per (product, granularity): the current state and who watches it; one
-    /// map so an update costs one lookup (fast hasher: the keys are ours).
-    keys: HashMap<Key, Slot, foldhash::fast::RandomState>,
+    /// Per product, per granularity (by index): the current state and who
+    /// watches it. Keyed by the name so an update looks it up by `&str` (no
+    /// key to build; fast hasher: the names are ours).
+    products: HashMap<Arc<str>, [Slot; 8], foldhash::fast::RandomState>,
     clients: HashMap<u64, Client>,
     closed: bool,
 }
@@ -119,9 +121,10 @@ struct State {
 /// One (product, granularity) in the hub.
 #[derive(Default)]
 struct Slot {
-    /// The newest bucket's start and its encoded `data:` lines.
-    current: Option<(i64, Bytes)>,
-    subscribers: HashMap<u64, Arc<Mailbox>, foldhash::fast::RandomState>,
+    /// The newest bucket's start and its element.
+    current: Option<(i64, Element)>,
+    /// Client id → its mailbox and the key's position in its subscription.
+    subscribers: HashMap<u64, (Arc<Mailbox>, u32), foldhash::fast::RandomState>,
 }
 
 struct Client {
@@ -185,21 +188,23 @@ impl Hub {
             if u.element.is_empty() {
                 continue; // the component failed to render it (counted by the engine)
             }
-            let key: Key = (u.product.clone(), u.candle.granularity);
+            if !state.products.contains_key(&*u.product) {
+                state.products.insert(u.product.clone(), Default::default());
+            }
+            let Some(slots) = state.products.get_mut(&*u.product) else {
+                continue;
+            };
+            let slot = &mut slots[u.candle.granularity.index()];
             let start = u.candle.start;
-            let slot = state.keys.entry(key).or_default();
             if slot.current.as_ref().is_some_and(|(shown, _)| *shown > start) {
                 inner.stats.older_buckets.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let lines = sse::element_lines(&u.element);
-            if !slot.subscribers.is_empty() {
-                let key: Key = (u.product.clone(), u.candle.granularity);
-                for mailbox in slot.subscribers.values() {
-                    mailbox.put(&key, &lines, &inner.stats.skipped, &inner.stats.largest_mailbox);
-                }
+            let element = Element::new(u.element.clone());
+            for (mailbox, position) in slot.subscribers.values() {
+                mailbox.put(*position, &element, &inner.stats.skipped, &inner.stats.largest_mailbox);
             }
-            slot.current = Some((start, lines));
+            slot.current = Some((start, element));
         }
     }
 
@@ -217,12 +222,13 @@ impl Hub {
         }
         let id = inner.next_client.fetch_add(1, Ordering::Relaxed);
         let mailbox = Arc::new(Mailbox::default());
-        for key in &keys {
-            let slot = state.keys.entry(key.clone()).or_default();
-            if let Some((_, lines)) = &slot.current {
-                mailbox.put(key, lines, &AtomicU64::new(0), &inner.stats.largest_mailbox);
+        for (position, (product, granularity)) in keys.iter().enumerate() {
+            let position = position as u32;
+            let slot = &mut state.products.entry(product.clone()).or_default()[granularity.index()];
+            if let Some((_, element)) = &slot.current {
+                mailbox.put(position, element, &AtomicU64::new(0), &inner.stats.largest_mailbox);
             }
-            slot.subscribers.insert(id, mailbox.clone());
+            slot.subscribers.insert(id, (mailbox.clone(), position));
         }
         state.clients.insert(
             id,
@@ -340,9 +346,9 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         let mut state = self.hub.state.lock().unwrap_or_else(|p| p.into_inner());
-        for key in &self.keys {
-            if let Some(slot) = state.keys.get_mut(key) {
-                slot.subscribers.remove(&self.id);
+        for (product, granularity) in &self.keys {
+            if let Some(slots) = state.products.get_mut(&**product) {
+                slots[granularity.index()].subscribers.remove(&self.id);
             }
         }
         state.clients.remove(&self.id);
