@@ -6,11 +6,13 @@
 //! - [`book`]: one product's minutes and rollups;
 //! - [`aggregator`]: all products, time, completion, state export/import;
 //! - [`render`]: the `<spot-candle>` element;
-//! - [`handlers`]: the component's operations on packed bytes, for a wit-bindgen layer.
+//! - [`handlers`]: the component's operations on packed bytes, for a wit-bindgen layer;
+//! - [`component!`]: that layer, generated in the calling crate.
 
 pub mod aggregator;
 pub mod book;
 pub mod bucket;
+mod component;
 pub mod handlers;
 pub mod render;
 pub mod series;
