@@ -124,6 +124,25 @@ pub async fn sse(addr: SocketAddr, path: &str, headers: &[(&str, &str)], recv_bu
     }
     req.push_str("\r\n");
     stream.write_all(req.as_bytes()).await.expect("send");
+    read_head(stream).await
+}
+
+/// Open a stream whose request is sent as the given pieces, `gap` apart (a
+/// client whose request head arrives in several segments).
+pub async fn sse_in_pieces(addr: SocketAddr, pieces: &[&str], gap: std::time::Duration) -> Sse {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    for (i, piece) in pieces.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(gap).await;
+        }
+        stream.write_all(piece.as_bytes()).await.expect("send");
+        stream.flush().await.expect("flush");
+    }
+    read_head(stream).await
+}
+
+/// Read a streaming response up to the end of its head.
+async fn read_head(stream: TcpStream) -> Sse {
     let mut s = Sse {
         stream,
         raw: Vec::new(),
