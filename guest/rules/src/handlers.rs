@@ -30,8 +30,9 @@ pub fn define_products(products: impl IntoIterator<Item = (u32, String)>) {
 /// `ingest`: packed trades in, packed outcome out.
 pub fn ingest(trades: &[u8]) -> Result<Vec<u8>, String> {
     let trades = decode_all::<Trade>(trades).map_err(|e| e.to_string())?;
-    // At most one update per granularity per trade.
-    let mut out = OutcomeWriter::with_room_for(trades.len() * Granularity::ALL.len());
+    // At most one update per granularity per trade (room for 256 trades' worth
+    // up front: a large batch of few products needs far less).
+    let mut out = OutcomeWriter::with_room_for(trades.len().min(256) * Granularity::ALL.len());
     with(|a| a.ingest_into(trades, &mut out));
     Ok(out.finish())
 }
