@@ -149,7 +149,6 @@ impl Fixed {
     /// the 128-bit division by 10^18 (a library call in wasm) is done as two
     /// long divisions by 10^9 on 32-bit limbs.
     fn format_into(self, buf: &mut [u8; FORMATTED_MAX]) -> &str {
-        const BILLION: u32 = 1_000_000_000;
         const SCALE64: u64 = SCALE as u64;
         let neg = self.0 < 0;
         let abs = self.0.unsigned_abs();
@@ -158,7 +157,7 @@ impl Fixed {
             Err(_) => {
                 let (q, lo) = div_rem_billion(abs);
                 let (int, hi) = div_rem_billion(q);
-                (int, hi as u64 * BILLION as u64 + lo as u64)
+                (int, hi as u64 * BILLION + lo as u64)
             }
         };
         // The integer part ends at POINT, the fraction's 18 digits follow the
@@ -166,8 +165,8 @@ impl Fixed {
         let mut end = POINT;
         if frac != 0 {
             buf[POINT] = b'.';
-            put_nine(buf, POINT + 1, (frac / BILLION as u64) as u32);
-            put_nine(buf, POINT + 10, (frac % BILLION as u64) as u32);
+            put_nine(buf, POINT + 1, (frac / BILLION) as u32);
+            put_nine(buf, POINT + 10, (frac % BILLION) as u32);
             end = POINT + 1 + SCALE_DIGITS as usize;
             while buf[end - 1] == b'0' {
                 end -= 1;
@@ -176,9 +175,10 @@ impl Fixed {
         let mut pos = POINT;
         let mut int = int;
         while int > u64::MAX as u128 {
+            let (rest, low) = div_rem_billion(int);
             pos -= 9;
-            put_nine(buf, pos, (int % BILLION as u128) as u32);
-            int /= BILLION as u128;
+            put_nine(buf, pos, low);
+            int = rest;
         }
         pos = put_int(buf, pos, int as u64);
         if neg {
@@ -190,6 +190,9 @@ impl Fixed {
     }
 }
 
+/// Digits come nine at a time.
+const BILLION: u64 = 1_000_000_000;
+
 /// Where the formatted integer part ends: room for a sign and the 21 digits of
 /// the largest magnitude before it, the point and 18 digits after it.
 const POINT: usize = 1 + 21 + 1;
@@ -198,7 +201,6 @@ const POINT: usize = 1 + 21 + 1;
 /// a u64 below 10^9 * 2^32, so no 128-bit arithmetic is needed.
 #[inline]
 fn div_rem_billion(x: u128) -> (u128, u32) {
-    const BILLION: u64 = 1_000_000_000;
     let mut q = 0u128;
     let mut r = 0u64;
     for shift in [96, 64, 32, 0] {
@@ -213,7 +215,6 @@ fn div_rem_billion(x: u128) -> (u128, u32) {
 /// Write the digits of `v` so that they end at `buf[end]`; returns where they start.
 #[inline]
 fn put_int(buf: &mut [u8], end: usize, mut v: u64) -> usize {
-    const BILLION: u64 = 1_000_000_000;
     let mut pos = end;
     while v >= BILLION {
         pos -= 9;
