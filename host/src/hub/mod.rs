@@ -26,7 +26,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use spot_wire::Granularity;
 use tokio::sync::Notify;
-
 use tokio::time::{Instant, Sleep};
 
 use crate::engine::{EngineError, EngineHandle, EngineOutput};
