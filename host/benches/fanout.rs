@@ -149,15 +149,10 @@ fn server(n: usize, shape: Shape) {
         for i in 0..RATE * SECONDS / per_output {
             tick.tick().await;
             let sent = now_us();
+            let p = &products[(i as usize) % PRODUCTS];
             let updates = match shape {
-                Shape::PerTrade => {
-                    let p = &products[(i as usize) % PRODUCTS];
-                    Granularity::ALL.iter().map(|&g| update(p, g, sent)).collect()
-                }
-                Shape::OneUpdate => {
-                    let p = &products[(i as usize) % PRODUCTS];
-                    vec![update(p, Granularity::ALL[(i as usize / PRODUCTS) % 8], sent)]
-                }
+                Shape::PerTrade => Granularity::ALL.iter().map(|&g| update(p, g, sent)).collect(),
+                Shape::OneUpdate => vec![update(p, Granularity::ALL[(i as usize / PRODUCTS) % 8], sent)],
             };
             hub.publish(&EngineOutput {
                 cause: Cause::Trades,

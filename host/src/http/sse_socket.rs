@@ -26,7 +26,6 @@ use tokio::sync::Notify;
 use super::AppState;
 use super::query::BadRequest;
 use super::stream;
-use crate::hub::HubError;
 
 /// The longest request head accepted (hyper's default limit is larger; a
 /// stream request is a line of query and a few headers).
@@ -57,20 +56,7 @@ pub async fn serve(mut socket: TcpStream, state: Arc<AppState>) {
     let cut = Arc::new(Notify::new());
     let mut subscription = match state.hub.subscribe(keys, Some(cut.clone())) {
         Ok(s) => s,
-        Err(HubError::Full) => {
-            return respond(
-                &mut socket,
-                BadRequest::new(StatusCode::SERVICE_UNAVAILABLE, "too many clients"),
-            )
-            .await;
-        }
-        Err(HubError::Closed) => {
-            return respond(
-                &mut socket,
-                BadRequest::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
-            )
-            .await;
-        }
+        Err(e) => return respond(&mut socket, stream::refused(e)).await,
     };
     let (mut reader, mut writer) = socket.split();
     // The head and the first event (the snapshot; never waited for) in one write.

@@ -44,6 +44,14 @@ pub fn subscription(raw: Option<&str>, state: &AppState) -> Result<Vec<Key>, Bad
         .collect())
 }
 
+/// The answer to a subscription the hub refused.
+pub fn refused(e: HubError) -> BadRequest {
+    match e {
+        HubError::Full => BadRequest::new(StatusCode::SERVICE_UNAVAILABLE, "too many clients"),
+        HubError::Closed => BadRequest::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+    }
+}
+
 /// The SSE response.
 pub async fn stream(
     State(state): State<Arc<AppState>>,
@@ -56,12 +64,7 @@ pub async fn stream(
     };
     let subscription = match state.hub.subscribe(keys, cut.map(|c| c.0.0.clone())) {
         Ok(s) => s,
-        Err(HubError::Full) => {
-            return BadRequest::new(StatusCode::SERVICE_UNAVAILABLE, "too many clients").into_response();
-        }
-        Err(HubError::Closed) => {
-            return BadRequest::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
-        }
+        Err(e) => return refused(e).into_response(),
     };
     let body = Body::from_stream(futures_util::stream::unfold(subscription, |mut s| async move {
         let bytes = s.next().await?;

@@ -67,11 +67,16 @@ fn parse(raw: &[u8]) -> Response {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let chunked = is_chunked(&headers);
     let body = if chunked { dechunk(body) } else { body.to_string() };
     Response { status, headers, body }
+}
+
+/// The body comes in chunked transfer encoding.
+fn is_chunked(headers: &[(String, String)]) -> bool {
+    headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
 }
 
 fn dechunk(mut s: &str) -> String {
@@ -167,7 +172,7 @@ async fn read_head(stream: TcpStream) -> Sse {
                 .filter_map(|l| l.split_once(':'))
                 .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
                 .collect();
-            s.chunked = s.header("transfer-encoding").is_some_and(|v| v.contains("chunked"));
+            s.chunked = is_chunked(&s.headers);
             return s;
         }
         assert!(s.read().await > 0, "closed before the headers");
