@@ -182,6 +182,7 @@ async fn drive(s: Settings) {
         &s.products.to_string(),
     ]);
     assert_eq!(clients.read(), "connected");
+    let probe = probe(server.hub(), s.products);
     println!(
         "pipeline: {} products on {} connections, {} SSE clients, {} s per rate, frames every {} ms; \
          server RSS {:.0} MB at start ({:.0} MB before)",
@@ -194,7 +195,7 @@ async fn drive(s: Settings) {
         rss_idle_start as f64 / 1024.0,
     );
     println!(
-        "| offered/s | made/s | processed/s | sustained | latency p50 | p99 | max | of which after the stream task took it: p50 / p99 | server RSS | CPU (100% = one core): server | fake | clients | rest (PostgreSQL) | machine busy |"
+        "| offered/s | made/s | processed/s | sustained | latency to the client's read: p50 | p99 | max | to the event's bytes at the server: p50 / p99 | server RSS | CPU (100% = one core): server | fake | clients | rest (PostgreSQL) | machine busy |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
@@ -207,6 +208,7 @@ async fn drive(s: Settings) {
         let made0: u64 = fake.ask("made").parse().unwrap_or(0);
         let done0 = engine.stats().trades.load(Relaxed);
         clients.ask("reset");
+        probe.lock().expect("probe").clear();
         let cpu0 = cpu_seconds(me);
         let (fake0, clients0) = (cpu_seconds(fake.child.id()), cpu_seconds(clients.child.id()));
         let machine0 = machine_jiffies();
@@ -228,14 +230,18 @@ async fn drive(s: Settings) {
         let report = clients.ask("report");
         let lat: Vec<f64> = report.split_whitespace().filter_map(|v| v.parse().ok()).collect();
         let at = |i: usize| lat.get(i).copied().unwrap_or(f64::NAN);
-        let (p50, p99, max, down50, down99) = (at(0), at(1), at(2), at(3), at(4));
+        let (p50, p99, max) = (at(0), at(1), at(2));
+        let (server50, server99) = {
+            let mut v = probe.lock().expect("probe");
+            (percentile_ms(&mut v, 0.5), percentile_ms(&mut v, 0.99))
+        };
         // Sustained: the fake made what was offered, the engine kept up with
         // it, and the trades were not queueing (p99 under a second).
         let sustained =
             made as f64 >= 0.95 * (*rate as f64) * wall && done as f64 >= 0.97 * made as f64 && p99 < 1_000.0;
         let pct = |c: f64| 100.0 * c / wall;
         println!(
-            "| {rate} | {:.0} | {:.0} | {} | {p50:.2} ms | {p99:.2} ms | {max:.1} ms | {down50:.1} / {down99:.1} ms | {:.0} MB | {:.0}% | {:.0}% | {:.0}% | {:.0}% | {:.0}% of {cores} cores |",
+            "| {rate} | {:.0} | {:.0} | {} | {p50:.2} ms | {p99:.2} ms | {max:.1} ms | {server50:.2} / {server99:.2} ms | {:.0} MB | {:.0}% | {:.0}% | {:.0}% | {:.0}% | {:.0}% of {cores} cores |",
             made as f64 / wall,
             done as f64 / wall,
             if sustained { "yes" } else { "no" },
@@ -268,6 +274,30 @@ async fn drive(s: Settings) {
     );
     drop(clients);
     server.stop().await;
+}
+
+/// Streams inside the server process, one per tenth product's minute candles:
+/// what a stream task does up to the socket write. Their samples (µs) measure
+/// the server's part of the latency, free of the client process's scheduling
+/// on the same two cores.
+fn probe(hub: &spot_host::hub::Hub, products: usize) -> Arc<std::sync::Mutex<Vec<i64>>> {
+    let samples = Arc::new(std::sync::Mutex::new(Vec::with_capacity(1 << 20)));
+    for p in (0..products).step_by(10) {
+        let key = (Arc::<str>::from(format!("P{p}-USD")), spot_wire::Granularity::OneMinute);
+        let mut sub = hub.subscribe(vec![key], None).expect("probe subscription");
+        let samples = samples.clone();
+        tokio::spawn(async move {
+            while let Some(bytes) = sub.next().await {
+                let now = now_us();
+                trade_latencies(
+                    &String::from_utf8_lossy(&bytes),
+                    now,
+                    &mut samples.lock().expect("probe"),
+                );
+            }
+        });
+    }
+    samples
 }
 
 /// `--fake PRODUCTS`: the fake Coinbase with price-stamped trades. Prints
@@ -314,6 +344,33 @@ fn fake_process(products: usize) {
     });
 }
 
+/// The latency samples (µs) in whole `<spot-candle>` elements read at `now`:
+/// one per minute candle a trade changed (it carries the newest trade's
+/// stamp as its close). Completed candles are skipped: the clock completes a
+/// minute seconds after its last trade, and that is not a delivery delay.
+fn trade_latencies(elements: &str, now: i64, out: &mut Vec<i64>) {
+    for el in elements.split("<spot-candle ").skip(1) {
+        if !el.contains("-ONE_MINUTE\"") || el.contains("data-complete=\"true\"") {
+            continue;
+        }
+        if let Some(stamp) = el
+            .split("data-close=\"")
+            .nth(1)
+            .and_then(|v| v.split('"').next())
+            .and_then(|v| v.parse::<i64>().ok())
+        {
+            out.push(now - stamp);
+        }
+    }
+}
+
+/// p-th percentile of `v` in ms (sorts it).
+fn percentile_ms(v: &mut [i64], p: f64) -> f64 {
+    v.sort_unstable();
+    v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+        .map_or(f64::NAN, |x| *x as f64 / 1e3)
+}
+
 /// `--clients ADDR N PRODUCTS`: N SSE clients, client i on product i mod
 /// PRODUCTS (all eight granularities). Prints `connected`; answers `reset`
 /// (ok) and `report` (latency p50 p99 max in ms since the reset).
@@ -326,14 +383,10 @@ fn clients_process(addr: &str, n: usize, products: usize) {
     rt.block_on(async {
         let addr: std::net::SocketAddr = addr.parse().expect("addr");
         let latencies = Arc::new(std::sync::Mutex::new(Vec::<i64>::with_capacity(1 << 20)));
-        // From the moment the server's stream task took the event (its id's
-        // unix ms) to receipt: the downstream part of the latency.
-        let downstream = Arc::new(std::sync::Mutex::new(Vec::<i64>::with_capacity(1 << 20)));
         let connected = Arc::new(tokio::sync::Semaphore::new(0));
         let gate = Arc::new(tokio::sync::Semaphore::new(128));
         for i in 0..n {
             let (lat, connected, gate) = (latencies.clone(), connected.clone(), gate.clone());
-            let down = downstream.clone();
             tokio::spawn(async move {
                 let mut permit = Some(gate.acquire_owned().await.expect("gate"));
                 let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -352,29 +405,7 @@ fn clients_process(addr: &str, n: usize, products: usize) {
                     carry.push_str(&String::from_utf8_lossy(&buf[..k]));
                     // Only whole elements: keep a partial one for the next read.
                     let cut = carry.rfind("</spot-candle>").map_or(0, |i| i + "</spot-candle>".len());
-                    let mut l = lat.lock().expect("lock");
-                    for el in carry[..cut].split("<spot-candle ").skip(1) {
-                        // One sample per event: the minute candle carries the newest trade.
-                        if !el.contains("-ONE_MINUTE\"") {
-                            continue;
-                        }
-                        if let Some(stamp) = el
-                            .split("data-close=\"")
-                            .nth(1)
-                            .and_then(|v| v.split('"').next())
-                            .and_then(|v| v.parse::<i64>().ok())
-                        {
-                            l.push(now - stamp);
-                        }
-                    }
-                    drop(l);
-                    let mut d = down.lock().expect("lock");
-                    for part in carry[..cut].split("\nid: ").skip(1) {
-                        if let Some(ms) = part.split('-').next().and_then(|v| v.parse::<i64>().ok()) {
-                            d.push(now - ms * 1000);
-                        }
-                    }
-                    drop(d);
+                    trade_latencies(&carry[..cut], now, &mut lat.lock().expect("lock"));
                     carry.drain(..cut);
                 }
             });
@@ -384,27 +415,18 @@ fn clients_process(addr: &str, n: usize, products: usize) {
         let mut lines = common::StdinLines::new();
         while let Some(line) = lines.next().await {
             let mut l = latencies.lock().expect("lock");
-            let mut d = downstream.lock().expect("lock");
             if line == "report" {
-                fn pct(v: &mut [i64], p: f64) -> f64 {
-                    v.sort_unstable();
-                    v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
-                        .map_or(f64::NAN, |x| *x as f64 / 1e3)
-                }
                 println!(
-                    "{:.3} {:.3} {:.3} {:.3} {:.3} {}",
-                    pct(&mut l, 0.5),
-                    pct(&mut l, 0.99),
-                    pct(&mut l, 1.0),
-                    pct(&mut d, 0.5),
-                    pct(&mut d, 0.99),
+                    "{:.3} {:.3} {:.3} {}",
+                    percentile_ms(&mut l, 0.5),
+                    percentile_ms(&mut l, 0.99),
+                    percentile_ms(&mut l, 1.0),
                     l.len()
                 );
             } else {
                 println!("ok");
             }
             l.clear();
-            d.clear();
         }
     });
 }

@@ -178,32 +178,44 @@ impl Hub {
         }))
     }
 
-    /// Put one output's updates in the mailboxes of their subscribers.
+    /// Put one output's updates in the mailboxes of their subscribers, then
+    /// wake the readers of the mailboxes that were empty. Waking last keeps the
+    /// puts together: a stream woken mid-output would take the CPU (it is
+    /// often scheduled on this core) while other clients' puts wait, and would
+    /// send part of the output in one event and the rest in another.
     pub fn publish(&self, out: &EngineOutput) {
         let inner = &self.inner;
-        let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
-        let state = &mut *state;
-        for u in &out.updates {
-            if u.element.is_empty() {
-                continue; // the component failed to render it (counted by the engine)
+        let mut wake = Vec::new();
+        {
+            let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
+            let state = &mut *state;
+            for u in &out.updates {
+                if u.element.is_empty() {
+                    continue; // the component failed to render it (counted by the engine)
+                }
+                if !state.products.contains_key(&*u.product) {
+                    state.products.insert(u.product.clone(), Default::default());
+                }
+                let Some(slots) = state.products.get_mut(&*u.product) else {
+                    continue;
+                };
+                let slot = &mut slots[u.candle.granularity.index()];
+                let start = u.candle.start;
+                if slot.current.as_ref().is_some_and(|(shown, _)| *shown > start) {
+                    inner.stats.older_buckets.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let element = Element::new(u.element.clone());
+                for (mailbox, position) in slot.subscribers.values() {
+                    if mailbox.put(*position, &element, &inner.stats.skipped, &inner.stats.largest_mailbox) {
+                        wake.push(mailbox.clone());
+                    }
+                }
+                slot.current = Some((start, element));
             }
-            if !state.products.contains_key(&*u.product) {
-                state.products.insert(u.product.clone(), Default::default());
-            }
-            let Some(slots) = state.products.get_mut(&*u.product) else {
-                continue;
-            };
-            let slot = &mut slots[u.candle.granularity.index()];
-            let start = u.candle.start;
-            if slot.current.as_ref().is_some_and(|(shown, _)| *shown > start) {
-                inner.stats.older_buckets.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let element = Element::new(u.element.clone());
-            for (mailbox, position) in slot.subscribers.values() {
-                mailbox.put(*position, &element, &inner.stats.skipped, &inner.stats.largest_mailbox);
-            }
-            slot.current = Some((start, element));
+        }
+        for mailbox in wake {
+            mailbox.wake();
         }
     }
 
@@ -225,7 +237,9 @@ impl Hub {
             let position = position as u32;
             let slot = &mut state.products.entry(product.clone()).or_default()[granularity.index()];
             if let Some((_, element)) = &slot.current {
-                mailbox.put(position, element, &AtomicU64::new(0), &inner.stats.largest_mailbox);
+                // Nobody waits on a mailbox still being built: its first take
+                // happens after this returns.
+                let _ = mailbox.put(position, element, &AtomicU64::new(0), &inner.stats.largest_mailbox);
             }
             slot.subscribers.insert(id, (mailbox.clone(), position));
         }
