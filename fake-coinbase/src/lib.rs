@@ -387,17 +387,27 @@ pub fn now_ms() -> i64 {
 
 /// `2026-09-30T02:39:59.387841Z` for unix microseconds.
 pub fn rfc3339_micros(micros: i64) -> String {
+    let mut out = String::with_capacity(27);
+    push_rfc3339_micros(&mut out, micros);
+    out
+}
+
+/// [`rfc3339_micros`], appended to `out`.
+pub fn push_rfc3339_micros(out: &mut String, micros: i64) {
+    use std::fmt::Write;
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000);
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
+    // Writing to a String cannot fail.
+    let _ = write!(
+        out,
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
         sod / 3600,
         sod / 60 % 60,
         sod % 60
-    )
+    );
 }
 
 /// Howard Hinnant's days → (year, month, day).
