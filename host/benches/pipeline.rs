@@ -10,7 +10,7 @@
 //! fake made during the window and the queue did not grow.
 //!
 //! `cargo bench -p spot-host --bench pipeline -- [--seconds 10] [--rates 10000,25000,...]
-//! [--products 900] [--clients 1000]`. Reports; asserts nothing.
+//! [--products 900] [--clients 1000] [--publish-writes-us 250]`. Reports; asserts nothing.
 
 mod common;
 
@@ -59,6 +59,8 @@ struct Settings {
     rates: Vec<u64>,
     products: usize,
     clients: usize,
+    /// The hub's `publish_writes` budget, µs (0: streams write every event).
+    publish_writes_us: u64,
 }
 
 fn main() {
@@ -79,6 +81,7 @@ fn main() {
         rates: vec![1_000, 10_000, 25_000, 50_000, 100_000, 150_000],
         products: 900,
         clients: 1_000,
+        publish_writes_us: HubConfig::default().publish_writes.as_micros() as u64,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -88,6 +91,7 @@ fn main() {
             "--rates" => s.rates = v.split(',').map(|r| r.parse().expect("--rates")).collect(),
             "--products" => s.products = v.parse().expect("--products"),
             "--clients" => s.clients = v.parse().expect("--clients"),
+            "--publish-writes-us" => s.publish_writes_us = v.parse().expect("--publish-writes-us"),
             _ => {}
         }
     }
@@ -162,6 +166,7 @@ async fn drive(s: Settings) {
             bind: Some(([127, 0, 0, 1], 0).into()),
             hub: HubConfig {
                 max_clients: s.clients + 1_000,
+                publish_writes: Duration::from_micros(s.publish_writes_us),
                 ..HubConfig::default()
             },
             component_poll: None,
@@ -265,11 +270,12 @@ async fn drive(s: Settings) {
     }
     let w = server.writer_stats();
     println!(
-        "writer: {} rows in {} flushes, {} failures; hub: {} events, {} states skipped",
+        "writer: {} rows in {} flushes, {} failures; hub: {} events ({} written as published), {} states skipped",
         w.rows_written.load(Relaxed),
         w.flushes.load(Relaxed),
         w.failures.load(Relaxed),
         server.hub().stats().events.load(Relaxed),
+        server.hub().stats().published_writes.load(Relaxed),
         server.hub().stats().skipped.load(Relaxed),
     );
     drop(clients);

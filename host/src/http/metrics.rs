@@ -237,6 +237,12 @@ pub fn render(state: &AppState) -> String {
         h.events.load(Relaxed),
     );
     o.one(
+        "spot_sse_events_written_by_publisher_total",
+        "counter",
+        "SSE events the hub wrote to a socket as it published (no stream task woken).",
+        h.published_writes.load(Relaxed),
+    );
+    o.one(
         "spot_sse_skipped_states_total",
         "counter",
         "States slow clients skipped.",

@@ -20,7 +20,6 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::WriteHalf;
 use tokio::sync::Notify;
 
 use super::AppState;
@@ -58,7 +57,6 @@ pub async fn serve(mut socket: TcpStream, state: Arc<AppState>) {
         Ok(s) => s,
         Err(e) => return respond(&mut socket, stream::refused(e)).await,
     };
-    let (mut reader, mut writer) = socket.split();
     // The head and the first event (the snapshot; never waited for) in one write.
     let Some(first) = subscription.next().await else {
         return;
@@ -66,21 +64,32 @@ pub async fn serve(mut socket: TcpStream, state: Arc<AppState>) {
     let mut out = Vec::with_capacity(HEAD.len() + first.len());
     out.extend_from_slice(HEAD);
     out.extend_from_slice(&first);
-    if !send(&mut writer, &out, &cut).await {
+    let socket = Arc::new(socket);
+    if !send(&socket, &out, &cut).await {
         return;
     }
     drop(out);
+    // From now on the hub may write events to the socket itself.
+    subscription.set_outlet(socket.clone());
     let mut probe = [0u8; 64];
     loop {
         tokio::select! {
             next = subscription.next() => match next {
-                Some(bytes) => if !send(&mut writer, &bytes, &cut).await { return },
+                Some(bytes) => {
+                    let sent = send(&socket, &bytes, &cut).await;
+                    subscription.written();
+                    if !sent {
+                        return;
+                    }
+                }
                 None => return, // the hub closed (shutdown)
             },
             // The client sends nothing more: EOF or an error means it is gone.
-            read = reader.read(&mut probe) => match read {
-                Ok(0) | Err(_) => return,
+            ready = socket.readable() => match ready.and_then(|()| socket.try_read(&mut probe)) {
+                Ok(0) => return,
                 Ok(_) => {} // pipelined bytes: this connection only streams, then closes
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
             },
             _ = cut.notified() => return, // stuck past the hub's limit
         }
@@ -141,9 +150,25 @@ async fn respond(socket: &mut TcpStream, refused: BadRequest) {
 
 /// Write `bytes`, giving up when the hub cuts the client (a full socket
 /// buffer would otherwise hold the write forever). `false`: the stream is over.
-async fn send(writer: &mut WriteHalf<'_>, bytes: &[u8], cut: &Notify) -> bool {
+///
+/// Through `&TcpStream` (readiness, then a non-blocking write): the hub's
+/// publisher writes to the same socket between this task's writes.
+async fn send(socket: &TcpStream, bytes: &[u8], cut: &Notify) -> bool {
+    let write = async {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            socket.writable().await?;
+            match socket.try_write(rest) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    };
     tokio::select! {
-        written = writer.write_all(bytes) => written.is_ok(),
+        written = write => written.is_ok(),
         _ = cut.notified() => false,
     }
 }

@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use crate::engine::{EngineError, EngineHandle, EngineOutput};
-use mailbox::{Mailbox, Taken};
+use mailbox::{Delivery, Mailbox, Taken};
 use sse::Element;
 
 /// A subscription key: one element on the page.
@@ -46,6 +46,11 @@ pub struct HubConfig {
     pub stuck_after: Duration,
     /// A comment is sent after this long without an event.
     pub keepalive: Duration,
+    /// How long one publish may spend writing events to clients' sockets
+    /// itself (a socket that takes the event at once: no task to wake, the
+    /// most of a quiet server's delivery time); the clients left are woken
+    /// and their streams write. Zero: always wake.
+    pub publish_writes: Duration,
 }
 
 impl Default for HubConfig {
@@ -55,6 +60,7 @@ impl Default for HubConfig {
             max_subscriptions: 64,
             stuck_after: Duration::from_secs(30),
             keepalive: Duration::from_secs(15),
+            publish_writes: Duration::from_micros(250),
         }
     }
 }
@@ -74,6 +80,8 @@ pub struct HubStats {
     pub refused: AtomicU64,
     /// Events written to clients.
     pub events: AtomicU64,
+    /// Of those, events the publisher wrote itself (no stream task woken).
+    pub published_writes: AtomicU64,
     /// States a slow client skipped (replaced before it took them).
     pub skipped: AtomicU64,
     /// Updates of an older bucket than the one shown (not pushed).
@@ -115,6 +123,20 @@ struct State {
     products: HashMap<Arc<str>, [Slot; 8], foldhash::fast::RandomState>,
     clients: HashMap<u64, Client>,
     closed: bool,
+}
+
+impl Inner {
+    /// One SSE event holding `lines`, with the next event id (unix ms and a
+    /// sequence number), counted.
+    fn event(&self, lines: &[Element]) -> Bytes {
+        let id = format!(
+            "{}-{}",
+            crate::engine::now_ms(),
+            self.next_event.fetch_add(1, Ordering::Relaxed)
+        );
+        self.stats.events.fetch_add(1, Ordering::Relaxed);
+        sse::event(&id, lines.iter())
+    }
 }
 
 /// One (product, granularity) in the hub.
@@ -214,7 +236,18 @@ impl Hub {
                 slot.current = Some((start, element));
             }
         }
+        // Write to the sockets that take it at once, within the budget (the
+        // engine waits meanwhile); wake the streams of the rest.
+        let budget = inner.config.publish_writes;
+        let started = std::time::Instant::now();
         for mailbox in wake {
+            if !budget.is_zero()
+                && started.elapsed() < budget
+                && mailbox.deliver(|lines| inner.event(lines)) == Delivery::Written
+            {
+                inner.stats.published_writes.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             mailbox.wake();
         }
     }
@@ -309,6 +342,18 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// Let the publisher write events to `socket` itself when it takes them
+    /// at once (see [`mailbox`]). Call once the response head went out; from
+    /// then on, call [`Subscription::written`] after writing what `next` gave.
+    pub fn set_outlet(&self, socket: Arc<tokio::net::TcpStream>) {
+        self.mailbox.set_outlet(socket);
+    }
+
+    /// What the last `next` returned has been written (or failed to be).
+    pub fn written(&self) {
+        self.mailbox.written();
+    }
+
     /// The next bytes to send: an event with everything waiting, a keep-alive
     /// comment after a quiet `keepalive`, or `None` once the hub closed it.
     pub async fn next(&mut self) -> Option<Bytes> {
@@ -318,13 +363,11 @@ impl Subscription {
                 Taken::Lines(lines) => {
                     self.started = true;
                     self.last_sent = Instant::now();
-                    let id = format!(
-                        "{}-{}",
-                        crate::engine::now_ms(),
-                        self.hub.next_event.fetch_add(1, Ordering::Relaxed)
-                    );
-                    self.hub.stats.events.fetch_add(1, Ordering::Relaxed);
-                    return Some(sse::event(&id, lines.iter()));
+                    return Some(self.hub.event(&lines));
+                }
+                Taken::Rest(rest) => {
+                    self.last_sent = Instant::now();
+                    return Some(rest);
                 }
                 Taken::Nothing if !self.started => {
                     self.started = true;
@@ -333,6 +376,10 @@ impl Subscription {
                 }
                 Taken::Nothing => {
                     let keepalive = self.hub.config.keepalive;
+                    // Events the publisher wrote itself count as traffic too.
+                    if let Some(at) = self.mailbox.written_at() {
+                        self.last_sent = self.last_sent.max(at);
+                    }
                     let due = self.last_sent + keepalive;
                     let quiet = self
                         .quiet
@@ -341,6 +388,10 @@ impl Subscription {
                         _ = self.mailbox.changed() => {}
                         _ = quiet.as_mut() => {
                             let now = Instant::now();
+                            let due = match self.mailbox.written_at() {
+                                Some(at) => due.max(at + keepalive),
+                                None => due,
+                            };
                             if now >= due {
                                 self.last_sent = now;
                                 quiet.as_mut().reset(now + keepalive);
