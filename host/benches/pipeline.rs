@@ -200,7 +200,7 @@ async fn drive(s: Settings) {
         rss_idle_start as f64 / 1024.0,
     );
     println!(
-        "| offered/s | made/s | processed/s | sustained | latency to the client's read: p50 | p99 | max | to the event's bytes at the server: p50 / p99 | server RSS | CPU (100% = one core): server | fake | clients | rest (PostgreSQL) | machine busy |"
+        "| offered/s | made/s | processed/s | sustained | latency to the client's read: p50 | p99 | max | server's part, to a woken stream's event bytes: p50 / p99 | server RSS | CPU (100% = one core): server | fake | clients | rest (PostgreSQL) | machine busy |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
@@ -285,7 +285,8 @@ async fn drive(s: Settings) {
 /// Streams inside the server process, one per tenth product's minute candles:
 /// what a stream task does up to the socket write. Their samples (µs) measure
 /// the server's part of the latency, free of the client process's scheduling
-/// on the same two cores.
+/// on the same two cores. They have no socket, so the hub always wakes them:
+/// an upper bound for clients whose events the publisher writes itself.
 fn probe(hub: &spot_host::hub::Hub, products: usize) -> Arc<std::sync::Mutex<Vec<i64>>> {
     let samples = Arc::new(std::sync::Mutex::new(Vec::with_capacity(1 << 20)));
     for p in (0..products).step_by(10) {

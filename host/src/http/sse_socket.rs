@@ -62,7 +62,7 @@ pub async fn serve(mut socket: TcpStream, state: Arc<AppState>) {
         return;
     };
     let mut out = Vec::with_capacity(HEAD.len() + first.len());
-    out.extend_from_slice(HEAD);
+    out.extend_from_slice(&HEAD);
     out.extend_from_slice(&first);
     let socket = Arc::new(socket);
     if !send(&socket, &out, &cut).await {
@@ -96,12 +96,16 @@ pub async fn serve(mut socket: TcpStream, state: Arc<AppState>) {
     }
 }
 
-/// The response head of a stream (close-delimited: no length, no chunking).
-const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
-    content-type: text/event-stream\r\n\
-    cache-control: no-cache\r\n\
-    x-accel-buffering: no\r\n\
-    connection: close\r\n\r\n";
+/// The response head of a stream: the route's [`stream::HEADERS`], and
+/// close-delimited (no length, no chunking).
+static HEAD: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+    let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+    for (name, value) in stream::HEADERS {
+        head.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    head.extend_from_slice(b"connection: close\r\n\r\n");
+    head
+});
 
 /// Read the request head; returns the raw query string of the target.
 async fn read_head(socket: &mut TcpStream) -> Result<Option<String>, BadRequest> {
