@@ -9,6 +9,9 @@
 //! once for every subscriber. The rules are the route's own: the query is
 //! checked by [`stream::subscription`], the hub subscribes and cuts stuck
 //! clients, a client that goes away is noticed at once (its socket reads EOF).
+//! Once the head is out, the socket is shared with the hub (the mailbox's
+//! outlet): the publisher writes an event itself when the socket takes it at
+//! once, and this task writes the rest, both through `&TcpStream`.
 //!
 //! Only a request whose first bytes are `GET /stream` comes here
 //! ([`is_stream_request`]); everything else, `HEAD /stream` included, goes to

@@ -5,7 +5,9 @@
 //! component's bytes, shared, never copied per client) is kept as the
 //! current state of its (product, granularity), and the same bytes are put in
 //! the [`mailbox::Mailbox`] of every client subscribed to that key. A client's
-//! stream takes whatever waits and sends it as one event. A slow client skips
+//! stream takes whatever waits and sends it as one event; for a stream on its
+//! own socket, the publisher writes that event itself when the socket takes
+//! it at once (no stream task woken). A slow client skips
 //! intermediate states but always ends on the latest one, and never slows the
 //! engine or other clients; one that stays stuck past `stuck_after` is
 //! disconnected (its connection is cut).
@@ -200,11 +202,13 @@ impl Hub {
         }))
     }
 
-    /// Put one output's updates in the mailboxes of their subscribers, then
-    /// wake the readers of the mailboxes that were empty. Waking last keeps the
-    /// puts together: a stream woken mid-output would take the CPU (it is
-    /// often scheduled on this core) while other clients' puts wait, and would
-    /// send part of the output in one event and the rest in another.
+    /// Put one output's updates in the mailboxes of their subscribers, then,
+    /// for each mailbox that was empty, write its event to the client's
+    /// socket (within `publish_writes`, when the socket takes it whole) or
+    /// wake its stream. Doing that last keeps the puts together: a stream
+    /// woken mid-output would take the CPU (it is often scheduled on this
+    /// core) while other clients' puts wait, and would send part of the
+    /// output in one event and the rest in another.
     pub fn publish(&self, out: &EngineOutput) {
         let inner = &self.inner;
         let mut wake = Vec::new();
