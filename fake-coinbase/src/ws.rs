@@ -1,6 +1,6 @@
 //! The fake's WebSocket endpoint: one task per connection.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -40,10 +40,9 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 struct Conn {
     id: u64,
     seq: u64,
-    trades: BTreeSet<String>,
-    /// The same names, for the per-trade check of every frame (a hash
-    /// lookup instead of a walk of string comparisons).
-    trades_set: HashSet<Arc<str>>,
+    /// Products subscribed to `market_trades` (checked for every trade of
+    /// every frame: a hash lookup).
+    trades: HashSet<Arc<str>>,
     heartbeats: bool,
     stalled_until: Option<tokio::time::Instant>,
 }
@@ -79,7 +78,7 @@ impl Conn {
         out.push_str("\"timestamp\":\"");
         push_rfc3339_micros(&mut out, crate::now_ms() * 1000);
         out.push_str("\",\"sequence_num\":");
-        Fixed::push_int(self.seq as i64, &mut out);
+        let _ = write!(out, "{}", self.seq);
         out.push_str(",\"events\":[{\"type\":\"update\",\"trades\":[");
         for (i, t) in trades.iter().enumerate() {
             if i > 0 {
@@ -112,7 +111,9 @@ impl Conn {
     fn subscriptions(&mut self) -> Message {
         let mut subs = serde_json::Map::new();
         if !self.trades.is_empty() {
-            subs.insert("market_trades".into(), json!(self.trades.iter().collect::<Vec<_>>()));
+            let mut names: Vec<&str> = self.trades.iter().map(|p| &**p).collect();
+            names.sort_unstable();
+            subs.insert("market_trades".into(), json!(names));
         }
         if self.heartbeats {
             subs.insert("heartbeats".into(), json!(["heartbeats"]));
@@ -172,8 +173,7 @@ async fn connection(stream: TcpStream, shared: &Shared, id: u64) -> anyhow::Resu
     let mut conn = Conn {
         id,
         seq: 0,
-        trades: BTreeSet::new(),
-        trades_set: HashSet::new(),
+        trades: HashSet::new(),
         heartbeats: false,
         stalled_until: None,
     };
@@ -226,7 +226,7 @@ async fn connection(stream: TcpStream, shared: &Shared, id: u64) -> anyhow::Resu
                             continue;
                         }
                         // Newest first, as Coinbase sends them.
-                        let mut mine: Vec<&FakeTrade> = trades.iter().filter(|t| conn.trades_set.contains(&t.product)).collect();
+                        let mut mine: Vec<&FakeTrade> = trades.iter().filter(|t| conn.trades.contains(&t.product)).collect();
                         if mine.is_empty() {
                             continue;
                         }
@@ -318,8 +318,7 @@ fn request(conn: &mut Conn, shared: &Shared, text: &str) -> Vec<Message> {
                 })
                 .collect();
             drop(market);
-            conn.trades_set.extend(fresh.iter().map(|p| Arc::from(p.as_str())));
-            conn.trades.extend(fresh);
+            conn.trades.extend(fresh.iter().map(|p| Arc::from(p.as_str())));
             if !events.is_empty() {
                 out.push(conn.frame("market_trades", json!(events)));
             }
@@ -327,11 +326,9 @@ fn request(conn: &mut Conn, shared: &Shared, text: &str) -> Vec<Message> {
         ("unsubscribe", "market_trades") => {
             if products.is_empty() {
                 conn.trades.clear();
-                conn.trades_set.clear();
             }
             for p in products {
-                conn.trades_set.remove(p.as_str());
-                conn.trades.remove(&p);
+                conn.trades.remove(p.as_str());
             }
         }
         ("subscribe" | "unsubscribe", _) => {}
@@ -380,8 +377,7 @@ mod tests {
         Conn {
             id,
             seq: 41,
-            trades: BTreeSet::new(),
-            trades_set: HashSet::new(),
+            trades: HashSet::new(),
             heartbeats: false,
             stalled_until: None,
         }

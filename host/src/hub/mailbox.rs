@@ -49,6 +49,14 @@ struct Slots {
     written_at: Option<Instant>,
 }
 
+impl Slots {
+    /// The waiting states, in the order their keys first arrived; none wait now.
+    fn take_pending(&mut self) -> Vec<Element> {
+        self.waiting_since = None;
+        std::mem::take(&mut self.pending).into_iter().map(|(_, l)| l).collect()
+    }
+}
+
 /// What a take found.
 pub enum Taken {
     Lines(Vec<Element>),
@@ -125,9 +133,8 @@ impl Mailbox {
         if s.pending.is_empty() {
             return Taken::Nothing;
         }
-        s.waiting_since = None;
         s.writing = self.outlet.get().is_some();
-        Taken::Lines(std::mem::take(&mut s.pending).into_iter().map(|(_, l)| l).collect())
+        Taken::Lines(s.take_pending())
     }
 
     /// What the last take returned has been written (or failed to be).
@@ -158,8 +165,7 @@ impl Mailbox {
                 return Delivery::Written;
             }
             s.writing = true;
-            s.waiting_since = None;
-            std::mem::take(&mut s.pending).into_iter().map(|(_, l)| l).collect()
+            s.take_pending()
         };
         let bytes = event(&lines);
         let wrote = socket.try_write(&bytes);
