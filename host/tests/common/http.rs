@@ -57,19 +57,25 @@ pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&st
 fn parse(raw: &[u8]) -> Response {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n").expect("a header block");
+    let (status, headers) = parse_head(head);
+    let chunked = is_chunked(&headers);
+    let body = if chunked { dechunk(body) } else { body.to_string() };
+    Response { status, headers, body }
+}
+
+/// The status code and the headers (names lowercased) of a response head.
+fn parse_head(head: &str) -> (u16, Vec<(String, String)>) {
     let mut lines = head.split("\r\n");
     let status = lines
         .next()
         .and_then(|l| l.split(' ').nth(1))
         .and_then(|s| s.parse().ok())
         .expect("a status line");
-    let headers: Vec<(String, String)> = lines
+    let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let chunked = is_chunked(&headers);
-    let body = if chunked { dechunk(body) } else { body.to_string() };
-    Response { status, headers, body }
+    (status, headers)
 }
 
 /// The body comes in chunked transfer encoding.
@@ -162,16 +168,7 @@ async fn read_head(stream: TcpStream) -> Sse {
         if let Some(end) = s.raw.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&s.raw[..end]).to_string();
             s.raw.drain(..end + 4);
-            let mut lines = head.split("\r\n");
-            s.status = lines
-                .next()
-                .and_then(|l| l.split(' ').nth(1))
-                .and_then(|v| v.parse().ok())
-                .expect("status line");
-            s.headers = lines
-                .filter_map(|l| l.split_once(':'))
-                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-                .collect();
+            (s.status, s.headers) = parse_head(&head);
             s.chunked = is_chunked(&s.headers);
             return s;
         }
