@@ -50,7 +50,12 @@ pub const DEFAULT_COMPONENT: &str = "target/wasm32-wasip2/component/spot_guest.w
 impl Config {
     /// Read the configuration through `get`: the binary passes its flags
     /// and environment ([`crate::cli::Settings::get`]), tests pass a map.
+    ///
+    /// A variable set to nothing but blanks counts as unset: `docker compose`
+    /// passes `VAR: ${VAR:-}` as an empty value, and an empty `PRODUCTS` or
+    /// `SHARD_INDEX` there means "not given", not "malformed".
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |var: &str| get(var).filter(|v| !v.trim().is_empty());
         let port = match get("PORT") {
             None => 8080,
             Some(p) => p.trim().parse().map_err(|_| ConfigError::Invalid {
@@ -58,18 +63,13 @@ impl Config {
                 reason: "not a port number".into(),
             })?,
         };
-        let database_url = get("DATABASE_URL")
-            .filter(|u| !u.trim().is_empty())
-            .ok_or(ConfigError::Missing("DATABASE_URL"))?;
+        let database_url = get("DATABASE_URL").ok_or(ConfigError::Missing("DATABASE_URL"))?;
         let products = match get("PRODUCTS") {
             None => None,
             Some(list) => Some(parse_products(&list)?),
         };
         let data_dir = PathBuf::from(get("SPOT_DATA_DIR").unwrap_or_else(|| "data".into()));
-        let credentials = match (
-            get("COINBASE_API_KEY").filter(|v| !v.trim().is_empty()),
-            get("COINBASE_PRIVATE_KEY").filter(|v| !v.trim().is_empty()),
-        ) {
+        let credentials = match (get("COINBASE_API_KEY"), get("COINBASE_PRIVATE_KEY")) {
             (None, None) => None,
             (Some(name), Some(key)) => Some(Arc::new(Credentials::new(&name, &key).map_err(|e| {
                 ConfigError::Invalid {
@@ -96,9 +96,7 @@ impl Config {
             });
         }
         let url = |var: &'static str, default: &str, schemes: &[&str]| -> Result<String, ConfigError> {
-            let v = get(var)
-                .filter(|v| !v.trim().is_empty())
-                .unwrap_or_else(|| default.into());
+            let v = get(var).unwrap_or_else(|| default.into());
             let v = v.trim().trim_end_matches('/').to_string();
             if schemes.iter().any(|s| v.starts_with(&format!("{s}://"))) {
                 Ok(v)
@@ -115,9 +113,7 @@ impl Config {
             component_path: PathBuf::from(get("COMPONENT_PATH").unwrap_or_else(|| DEFAULT_COMPONENT.into())),
             products,
             cache_dir: data_dir.join("component-cache"),
-            datastar_url: get("DATASTAR_URL")
-                .filter(|u| !u.trim().is_empty())
-                .unwrap_or_else(|| crate::http::page::DATASTAR_CDN.into()),
+            datastar_url: get("DATASTAR_URL").unwrap_or_else(|| crate::http::page::DATASTAR_CDN.into()),
             coinbase_ws_url: url(
                 "COINBASE_WS_URL",
                 "wss://advanced-trade-ws.coinbase.com",
@@ -128,16 +124,14 @@ impl Config {
             shard_index: shard_index as u32,
             shard_count: shard_count as u32,
             products_per_connection,
-            admin_token: get("ADMIN_TOKEN")
-                .map(|t| t.trim().to_string())
-                .filter(|t| !t.is_empty()),
+            admin_token: get("ADMIN_TOKEN").map(|t| t.trim().to_string()),
         })
     }
 }
 
 /// An unsigned number variable, `default` when unset.
 fn number(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: usize) -> Result<usize, ConfigError> {
-    match get(var).filter(|v| !v.trim().is_empty()) {
+    match get(var) {
         None => Ok(default),
         Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
             var,
@@ -185,6 +179,40 @@ mod tests {
         assert_eq!(c.port, 8080);
         assert!(c.products.is_none());
         assert_eq!(c.component_path, PathBuf::from(DEFAULT_COMPONENT));
+    }
+
+    #[test]
+    fn an_empty_variable_is_an_unset_one() {
+        // What `docker compose` passes for `VAR: ${VAR:-}`.
+        let blank = [
+            "PORT",
+            "PRODUCTS",
+            "SHARD_INDEX",
+            "SHARD_COUNT",
+            "PRODUCTS_PER_CONNECTION",
+            "COINBASE_WS_URL",
+            "COINBASE_REST_URL",
+            "COINBASE_API_KEY",
+            "COINBASE_PRIVATE_KEY",
+            "ADMIN_TOKEN",
+            "COMPONENT_PATH",
+            "DATASTAR_URL",
+            "SPOT_DATA_DIR",
+        ];
+        let mut vars = vec![("DATABASE_URL", "postgresql://x/y")];
+        vars.extend(blank.iter().map(|v| (*v, " ")));
+        let c = config(&vars).unwrap();
+        assert_eq!(c.port, 8080);
+        assert!(c.products.is_none());
+        assert!(c.admin_token.is_none());
+        assert!(c.credentials.is_none());
+        assert_eq!(c.component_path, PathBuf::from(DEFAULT_COMPONENT));
+        assert_eq!(c.cache_dir, PathBuf::from("data/component-cache"));
+        assert_eq!(c.coinbase_ws_url, "wss://advanced-trade-ws.coinbase.com");
+        assert!(matches!(
+            config(&[("DATABASE_URL", "")]),
+            Err(ConfigError::Missing("DATABASE_URL"))
+        ));
     }
 
     #[test]
