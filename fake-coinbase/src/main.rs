@@ -55,6 +55,14 @@ async fn main() -> anyhow::Result<()> {
     .context("starting the fake")?;
     let _market = fake.run_market(rate);
     tracing::info!(ws = %fake.ws_url(), rest = %fake.rest_url(), products = ?names, rate, "fake Coinbase running");
-    tokio::signal::ctrl_c().await?;
+    // Ctrl-C, or SIGTERM from a container runtime: as PID 1 in a container the
+    // process gets no default SIGTERM action, so without this `docker stop`
+    // waits out its grace period and kills it.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    tracing::info!("fake Coinbase stopped");
     Ok(())
 }
