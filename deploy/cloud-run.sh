@@ -2,7 +2,8 @@
 # Deploy spot to Cloud Run in the seed's layout: one service per shard
 # (spot-shard-0 … spot-shard-N-1), each with SHARD_INDEX/SHARD_COUNT, all on
 # one Cloud SQL for PostgreSQL instance. The image is the repository's
-# Dockerfile (`make build` inside), built by Cloud Build.
+# Dockerfile (`make build` inside), built by Cloud Build with BuildKit
+# (deploy/cloudbuild.yaml).
 #
 #   PROJECT=my-proj REGION=us-central1 SQL_INSTANCE=my-proj:us-central1:spot \
 #   SHARD_COUNT=3 deploy/cloud-run.sh
@@ -44,7 +45,8 @@ if ! [[ "$SHARD_COUNT" =~ ^[1-9][0-9]*$ ]]; then
 fi
 
 cd "$(dirname "$0")/.."
-run gcloud builds submit --project "$PROJECT" --region "$REGION" --tag "$IMAGE" .
+run gcloud builds submit --project "$PROJECT" --region "$REGION" \
+  --config deploy/cloudbuild.yaml --substitutions "_IMAGE=${IMAGE}" .
 
 secrets="DATABASE_URL=${DB_SECRET}:latest"
 if secret_exists "$ADMIN_SECRET"; then secrets+=",ADMIN_TOKEN=${ADMIN_SECRET}:latest"; fi
