@@ -4,6 +4,10 @@ CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
 COMPONENT_DIR := target/$(WASM_TARGET)/component
 COMPONENT_PATH ?= $(COMPONENT_DIR)/spot_guest.wasm
+# Components only the tests and benches load (test-components/): built for
+# wasm32-wasip2 only, so kept out of the host-target `cargo test`.
+TEST_COMPONENTS := spot-test-misbehave spot-test-wrong-contract spot-test-foreign-import \
+	spot-test-bad-output spot-test-ingest-floor
 
 .PHONY: run demo build test components toolchain browser-deps bench lint fmt clean
 
@@ -47,9 +51,7 @@ demo: build
 ## Build everything and run every test (the browser test needs browser-deps).
 test: components browser-deps
 	$(CARGO) fmt --all -- --check
-	$(CARGO) test --workspace --exclude spot-guest \
-		--exclude spot-test-misbehave --exclude spot-test-wrong-contract --exclude spot-test-foreign-import \
-		--exclude spot-test-bad-output
+	$(CARGO) test --workspace --exclude spot-guest $(addprefix --exclude ,$(TEST_COMPONENTS))
 
 ## The wasm target (idempotent; rust-toolchain.toml pins the toolchain).
 toolchain:
@@ -70,8 +72,7 @@ browser-deps:
 ## The default component, the example component and the misbehaving test components.
 components: toolchain
 	$(CARGO) build --profile component --target $(WASM_TARGET) \
-		-p spot-guest -p spot-example-change \
-		-p spot-test-misbehave -p spot-test-wrong-contract -p spot-test-foreign-import -p spot-test-bad-output
+		-p spot-guest -p spot-example-change $(addprefix -p ,$(TEST_COMPONENTS))
 	@ls -l $(COMPONENT_DIR)/*.wasm
 
 ## Benchmarks: engine (component vs native, render, swap pause, day import),
@@ -88,8 +89,8 @@ bench: components
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --target $(WASM_TARGET) -p spot-guest -p spot-example-change -p spot-test-misbehave \
-		-p spot-test-wrong-contract -p spot-test-foreign-import -p spot-test-bad-output -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) -p spot-guest -p spot-example-change \
+		$(addprefix -p ,$(TEST_COMPONENTS)) -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

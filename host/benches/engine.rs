@@ -19,13 +19,12 @@ use spot_wire::{Candle, Fixed, Granularity, Side, Trade, encode_all};
 
 const T0: i64 = 1_704_499_200_000; // a UTC midnight, ms
 
-fn component() -> (Arc<Sandbox>, Arc<LoadedComponent>) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/component/spot_guest.wasm");
-    let sandbox = Sandbox::new(Limits::default()).expect("sandbox");
-    let loaded = Loader::new(sandbox.clone(), None)
+/// A component built by `make components`.
+fn load(sandbox: &Arc<Sandbox>, name: &str) -> Arc<LoadedComponent> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../target/wasm32-wasip2/component/{name}.wasm"));
+    Loader::new(sandbox.clone(), None)
         .load_file(&path)
-        .expect("run `make components` first");
-    (sandbox, loaded)
+        .expect("run `make components` first")
 }
 
 /// `n` trades over `products`, consecutive ids per product, ~20 trades/s overall.
@@ -65,16 +64,19 @@ fn fresh(sandbox: &Sandbox, loaded: &LoadedComponent) -> Instance {
     inst
 }
 
-fn bench_ingest(sandbox: &Sandbox, loaded: &LoadedComponent) {
+/// `floor` is a component with the same rules whose `ingest` returns no
+/// candle: the least a component that returns its updates could cost.
+fn bench_ingest(sandbox: &Sandbox, loaded: &LoadedComponent, floor: &LoadedComponent) {
     println!(
         "1. ingest: component vs native (same rules), ns per trade, median of {} rounds",
         rounds()
     );
-    println!("   batch   native   native+packing   component   ratio (component / native)");
+    println!("   floor: the same component returning no updates (test-components/ingest-floor)");
+    println!("   batch   native   native+packing   component   ratio (component / native)   floor   floor / native");
     let trades = market(100, 100_000);
     for batch in [1usize, 16, 64, 256] {
         let n = if batch == 1 { 20_000 } else { trades.len() };
-        let (mut nat, mut packed, mut wasm) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut nat, mut packed, mut wasm, mut bare) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds() {
             let mut agg = Aggregator::default();
             let t = Instant::now();
@@ -100,9 +102,20 @@ fn bench_ingest(sandbox: &Sandbox, loaded: &LoadedComponent) {
                 std::hint::black_box(inst.ingest(&encode_all(chunk)).expect("ingest"));
             }
             wasm.push(t.elapsed().as_nanos() as f64 / n as f64);
+
+            let mut inst = fresh(sandbox, floor);
+            let t = Instant::now();
+            for chunk in trades[..n].chunks(batch) {
+                std::hint::black_box(inst.ingest(&encode_all(chunk)).expect("ingest"));
+            }
+            bare.push(t.elapsed().as_nanos() as f64 / n as f64);
         }
-        let (a, p, b) = (median(nat), median(packed), median(wasm));
-        println!("   {batch:>5} {a:>8.0} {p:>16.0} {b:>11.0} {:>7.2}x", b / a);
+        let (a, p, b, f) = (median(nat), median(packed), median(wasm), median(bare));
+        println!(
+            "   {batch:>5} {a:>8.0} {p:>16.0} {b:>11.0} {:>29.2}x {f:>7.0} {:>15.2}x",
+            b / a,
+            f / a
+        );
     }
 }
 
@@ -290,12 +303,13 @@ fn bench_day_import(sandbox: &Sandbox, loaded: &LoadedComponent) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let (sandbox, loaded) = component();
+    let sandbox = Sandbox::new(Limits::default()).expect("sandbox");
+    let loaded = load(&sandbox, "spot_guest");
     println!("spot engine benchmarks ({}; wasmtime 48, epoch deadline on)", loaded);
     let only = std::env::var("SPOT_BENCH_ONLY").unwrap_or_default();
     let run = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
     if run("ingest") {
-        bench_ingest(&sandbox, &loaded);
+        bench_ingest(&sandbox, &loaded, &load(&sandbox, "spot_test_ingest_floor"));
     }
     if run("render") {
         bench_render(&sandbox, &loaded);

@@ -13,12 +13,17 @@
 /// }
 /// ```
 ///
-/// `element` may be [`crate::render::element`] (the seed's element). The
+/// `element` may be [`crate::render::element`] (the seed's element). An
+/// optional `ingest: path::to::fn` (`fn(&[u8]) -> Result<Vec<u8>, String>`)
+/// replaces [`crate::handlers::ingest`]. The
 /// calling crate depends on `wit-bindgen` (the bindings are generated in it)
 /// and is built for `wasm32-wasip2`.
 #[macro_export]
 macro_rules! component {
     (name: $name:tt, wit: $wit:tt, element: $element:path $(,)?) => {
+        $crate::component! { name: $name, wit: $wit, element: $element, ingest: $crate::handlers::ingest }
+    };
+    (name: $name:tt, wit: $wit:tt, element: $element:path, ingest: $ingest:path $(,)?) => {
         wit_bindgen::generate!({ world: "aggregation-component", path: $wit });
 
         struct SpotComponent;
@@ -40,7 +45,7 @@ macro_rules! component {
                 $crate::handlers::define_products(products.into_iter().map(|p| (p.id, p.name)))
             }
             fn ingest(trades: Vec<u8>) -> Result<Vec<u8>, String> {
-                $crate::handlers::ingest(&trades)
+                $ingest(&trades)
             }
             fn apply_candles(candles: Vec<u8>, source: spot::candles::types::CandleSource) -> Result<Vec<u8>, String> {
                 let source = match source {

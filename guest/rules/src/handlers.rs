@@ -13,7 +13,9 @@ thread_local! {
     static AGG: RefCell<Aggregator> = RefCell::new(Aggregator::default());
 }
 
-fn with<R>(f: impl FnOnce(&mut Aggregator) -> R) -> R {
+/// Run `f` on this instance's aggregator (the one every handler here uses):
+/// for components that implement an operation their own way.
+pub fn with<R>(f: impl FnOnce(&mut Aggregator) -> R) -> R {
     AGG.with(|a| f(&mut a.borrow_mut()))
 }
 
