@@ -139,6 +139,9 @@ async fn migrations_apply_twice_concurrently_and_revert() {
     let pg = Cluster::temporary().expect("cluster");
     let pool = migrated_pool(&pg.url("postgres")).await;
     assert!(storage::migrate(&pool).await.expect("second run").is_empty());
+    // The Unix-socket URL of deploy/cloud-run.sh reaches the same database.
+    let socket = storage::pool(&pg.socket_url("postgres"), 1).expect("socket pool");
+    assert!(storage::migrate(&socket).await.expect("over the socket").is_empty());
 
     // Two server processes migrating one fresh database at the same moment.
     let url = pg.create_database("twice").expect("createdb");

@@ -114,6 +114,16 @@ impl Cluster {
         format!("postgresql://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
+    /// The same, through the server's Unix socket in the cluster directory: the
+    /// form Cloud Run's Cloud SQL connector gives (`?host=/cloudsql/...`).
+    pub fn socket_url(&self, database: &str) -> String {
+        format!(
+            "postgresql://postgres@/{database}?host={}&port={}",
+            self.dir.display(),
+            self.port
+        )
+    }
+
     /// Create a database (for tests that want one each in a shared cluster).
     pub fn create_database(&self, name: &str) -> Result<String, ClusterError> {
         self.run(
