@@ -12,5 +12,6 @@ pub mod feed;
 pub mod histogram;
 pub mod http;
 pub mod hub;
+pub mod logs;
 pub mod server;
 pub mod storage;

@@ -18,7 +18,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(9);
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let format = cli.log_format;
-    init_logs(format);
+    spot_host::logs::init(format);
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -38,16 +38,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config).await,
         Command::Migrate => migrate_only(&config).await,
-    }
-}
-
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Human => logs.init(),
-        LogFormat::Json => logs.json().flatten_event(true).with_current_span(true).init(),
     }
 }
 

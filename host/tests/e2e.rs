@@ -82,6 +82,10 @@ async fn until_log(
     let found = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = logs.recv().await {
             assert!(line["level"].is_string(), "a log line without a level: {line}");
+            assert!(
+                line["severity"].is_string(),
+                "a log line without Cloud Logging's severity: {line}"
+            );
             if line["message"].as_str().is_some_and(|m| m.starts_with(message)) {
                 return Some(line);
             }
