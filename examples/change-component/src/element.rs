@@ -28,7 +28,7 @@ pub fn element(c: &Candle, product: &str) -> String {
     let _ = write!(
         s,
         " data-change=\"{change}\" data-change-pct=\"{}\" data-range=\"{range}\" data-trades=\"{}\" \
-         data-style=\"change\"></spot-candle>",
+         data-variant=\"change\"></spot-candle>",
         change_pct(c),
         c.trades
     );
@@ -66,6 +66,8 @@ mod tests {
         assert!(e.contains("data-change-pct=\"1.50\""), "{e}");
         assert!(e.contains("data-range=\"20\""), "{e}");
         assert!(e.contains("data-trades=\"7\""), "{e}");
+        // Not `data-style`: Datastar would run its value as an expression.
+        assert!(e.contains("data-variant=\"change\""), "{e}");
         let down = element(&candle("100", "99.994"), "BTC-USD");
         assert!(down.contains("data-change=\"-0.006\""), "{down}");
         assert!(down.contains("data-change-pct=\"-0.01\""), "{down}");
