@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use spot_host::engine::element;
 use spot_host::engine::instance::Instance;
 use spot_host::engine::{CandleSource, Engine, EngineConfig, Limits, LoadedComponent, Loader, Product, Sandbox};
 use spot_rules::Aggregator;
@@ -147,13 +148,31 @@ fn bench_render(sandbox: &Sandbox, loaded: &LoadedComponent) {
         }
         wasm.push(t.elapsed().as_nanos() as f64 / candles.len() as f64);
     }
-    let (a, b) = (median(nat), median(wasm));
+    // The host's check of every element before it may reach a browser.
+    let rendered: Vec<(String, String)> = candles
+        .iter()
+        .map(|c| {
+            let name = agg.name_of(c.product).unwrap_or("?").to_string();
+            (spot_rules::render::element(c, &name), name)
+        })
+        .collect();
+    let mut checks = Vec::new();
+    for _ in 0..rounds() {
+        let t = Instant::now();
+        for ((html, name), c) in rendered.iter().zip(&candles) {
+            std::hint::black_box(element::check(html.as_bytes(), name, c.granularity.name())).expect("a safe element");
+        }
+        checks.push(t.elapsed().as_nanos() as f64 / candles.len() as f64);
+    }
+    let (a, b, k) = (median(nat), median(wasm), median(checks));
     println!(
-        "2. render ({} elements, batches of 64): native {a:.0} ns ({:.2} M/s), component {b:.0} ns ({:.2} M/s), ratio {:.2}x",
+        "2. render ({} elements, batches of 64): native {a:.0} ns ({:.2} M/s), component {b:.0} ns ({:.2} M/s), ratio {:.2}x; \
+         the host's element check {k:.0} ns more ({:.0}% of the component's render)",
         candles.len(),
         1e3 / a,
         1e3 / b,
-        b / a
+        b / a,
+        100.0 * k / b
     );
 }
 

@@ -181,6 +181,109 @@ async fn a_misbehaving_component_costs_only_itself_and_loses_no_trade() {
     }
 }
 
+/// A trade of `product` whose price makes the misbehaving component render an
+/// element that would run script (`chaos::XSS`).
+fn xss_trade(product: u32, trade_id: u64) -> Trade {
+    Trade {
+        product,
+        side: Side::Buy,
+        trade_id,
+        time_ms: T0 + 3_600_000,
+        price: Fixed::from_int(676),
+        size: Fixed::from_int(1),
+    }
+}
+
+#[tokio::test]
+async fn elements_that_could_run_script_never_leave_the_engine() {
+    let loader = loader();
+    let names = product_names(3);
+    let trades = market(3, 300, 3);
+    let last_id = |p: u32| {
+        trades
+            .iter()
+            .filter(|t| t.product == p)
+            .map(|t| t.trade_id)
+            .max()
+            .unwrap_or(0)
+    };
+
+    // The hostile component is the one loaded at start: its elements go out empty.
+    let engine = start(&loader, load(&loader, "spot_test_misbehave"), config());
+    let h = engine.handle();
+    let mut rx = h.subscribe(1024).await.unwrap();
+    h.register_products(&names).await.unwrap();
+    h.trades(trades.clone()).await.unwrap();
+    let poison = xss_trade(1, last_id(1) + 1);
+    h.trades(vec![poison]).await.unwrap();
+    h.barrier().await.unwrap();
+    let mut all = trades.clone();
+    all.push(poison);
+    assert_eq!(
+        engine_state(&h).await,
+        reference(&names, &all, &config()).export(),
+        "no trade lost"
+    );
+    let (mut refused, mut passed) = (0, 0);
+    for out in drain(&mut rx) {
+        for u in &out.updates {
+            if u.candle.close == Fixed::from_int(676) {
+                assert!(u.element.is_empty(), "a hostile element went out: {:?}", u.element);
+                refused += 1;
+            } else {
+                let g = u.candle.granularity.name();
+                spot_host::engine::element::check(&u.element, &u.product, g).unwrap();
+                passed += 1;
+            }
+        }
+    }
+    assert_eq!(refused, 8, "the poison trade's candle at each granularity");
+    assert!(passed > 0);
+    let status = h.status().await.unwrap();
+    assert!(status.healthy);
+    assert_eq!(status.stats.unsafe_elements, 8);
+    assert_eq!(
+        status.active.name, "spot-test-misbehave",
+        "not swapped in: nothing to roll back to"
+    );
+    engine.shutdown().await;
+
+    // Swapped in over the default one, it passes the golden run (its prices
+    // are ordinary), then is rolled back at its first hostile element.
+    let engine = start(&loader, load(&loader, "spot_guest"), config());
+    let h = engine.handle();
+    let mut rx = h.subscribe(1024).await.unwrap();
+    h.register_products(&names).await.unwrap();
+    h.trades(trades.clone()).await.unwrap();
+    h.swap(load(&loader, "spot_test_misbehave")).await.unwrap();
+    h.trades(vec![poison]).await.unwrap();
+    // (Applied before the next batch arrives: queued batches are coalesced.)
+    h.barrier().await.unwrap();
+    let after = xss_trade(2, last_id(2) + 1);
+    h.trades(vec![after]).await.unwrap();
+    h.barrier().await.unwrap();
+    let status = h.status().await.unwrap();
+    assert_eq!(status.stats.auto_rollbacks, 1);
+    assert_eq!(status.active.name, "spot-default");
+    assert!(status.last_fault.unwrap_or_default().contains("unsafe element"));
+    // After the rollback the same kind of candle is rendered by the default component.
+    let outputs = drain(&mut rx);
+    let last = outputs.last().expect("outputs");
+    assert!(
+        last.updates
+            .iter()
+            .all(|u| u.candle.product == 2 && !u.element.is_empty())
+    );
+    let mut all = trades.clone();
+    all.extend([poison, after]);
+    assert_eq!(
+        engine_state(&h).await,
+        reference(&names, &all, &config()).export(),
+        "no trade lost or doubled"
+    );
+    engine.shutdown().await;
+}
+
 #[tokio::test]
 async fn components_that_break_the_contract_are_refused_with_the_reason() {
     let loader = loader();

@@ -6,6 +6,7 @@
 //! - `runtime`: the engine thread (inputs in order, recovery, swap, fan-out);
 //! - `journal`: checkpoint + inputs since, replayed to rebuild or to swap;
 //! - [`products`]: product names ↔ ids;
+//! - [`element`]: the shape an element must have to reach a browser;
 //! - [`smoke`]: the golden run a component passes before a swap;
 //! - [`stats`]: counters and status.
 //!
@@ -13,6 +14,7 @@
 //! that the feed, storage, HTTP and tests use.
 
 mod bindings;
+pub mod element;
 pub mod error;
 pub mod instance;
 mod journal;

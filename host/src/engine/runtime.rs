@@ -19,6 +19,7 @@ use spot_wire::{Candle, Outcome, Trade, encode_all};
 use tokio::sync::{mpsc, oneshot};
 
 use super::bindings::{CandleSource, Product, Settings};
+use super::element;
 use super::error::{EngineError, Fault};
 use super::instance::Instance;
 use super::journal::{Entry, Journal, Snapshot, apply_all};
@@ -477,15 +478,29 @@ impl Runtime {
                 .name(id)
                 .unwrap_or_else(|| Arc::from(format!("product-{id}")))
         };
+        let mut refused: Option<(usize, String)> = None;
         let updates = outcome
             .updates
             .into_iter()
             .zip(elements)
-            .map(|(candle, element)| CandleUpdate {
-                product: name(candle.product),
-                candle,
-                // (A String's buffer becomes the Bytes: no copy.)
-                element: Bytes::from(element),
+            .map(|(candle, mut element)| {
+                let product = name(candle.product);
+                // A component is untrusted and its element goes into every
+                // viewer's page: only the contract's shape gets through.
+                if !element.is_empty() {
+                    let g = candle.granularity.name();
+                    if let Err(why) = element::check(element.as_bytes(), &product, g) {
+                        let (n, _) = refused.get_or_insert_with(|| (0, format!("{product}-{g}: {why}")));
+                        *n += 1;
+                        element.clear();
+                    }
+                }
+                CandleUpdate {
+                    product,
+                    candle,
+                    // (A String's buffer becomes the Bytes: no copy.)
+                    element: Bytes::from(element),
+                }
             })
             .collect();
         let gaps = outcome
@@ -510,6 +525,27 @@ impl Runtime {
         // Backpressure: a subscriber that is behind holds the engine (and so the
         // feed) back; subscribers conflate, so they are never behind for long.
         self.subscribers.retain(|s| s.blocking_send(out.clone()).is_ok());
+        if let Some((n, first)) = refused {
+            self.refused_elements(n, first);
+        }
+    }
+
+    /// Elements that failed [`element::check`] went out empty (the candles
+    /// still reach storage and streams). Logged at the 1st, 2nd, 4th, 8th...
+    /// batch with some; a component that came in by a swap is rolled back.
+    fn refused_elements(&mut self, n: usize, first: String) {
+        let before = self.stats.unsafe_elements.fetch_add(n as u64, Relaxed);
+        let batches = self.stats.unsafe_batches.fetch_add(1, Relaxed) + 1;
+        if batches.is_power_of_two() {
+            tracing::warn!(component = %self.active, refused = n, total = before + n as u64, first = %first,
+                "the component rendered elements that may not reach a browser; sent without them");
+        }
+        if self.swapped_in {
+            let fault = Fault::Malformed(format!("unsafe element {first}"));
+            if let Err(e) = self.roll_back_after(&fault) {
+                tracing::error!(error = %e, "rolling back after unsafe elements failed");
+            }
+        }
     }
 
     fn export(&mut self) -> Result<Vec<u8>, EngineError> {

@@ -1,12 +1,13 @@
 //! The golden run: a fresh instance of a candidate component is given a fixed
 //! sequence (products, trades with a duplicate and a jump, a repair, the
 //! clock, a state hand-over) and must answer every call, in time, with
-//! well-formed candles and elements with the right ids. A swap only happens
+//! well-formed candles and elements that pass [`element::check`]. A swap only happens
 //! after this passes.
 
 use spot_wire::{Candle, Fixed, Granularity, Outcome, Side, Trade, encode_all};
 
 use super::bindings::{CandleSource, Product, Settings};
+use super::element;
 use super::instance::Instance;
 use super::loader::LoadedComponent;
 use super::sandbox::Sandbox;
@@ -64,13 +65,10 @@ fn render(inst: &mut Instance, what: &str, updates: &[Candle]) -> Result<(), Str
         .render(&encode_all(updates))
         .map_err(|f| format!("{what}: render: {f}"))?;
     for (c, e) in updates.iter().zip(&elements) {
-        let id = format!("id=\"{}-{}\"", NAMES[c.product as usize], c.granularity.name());
-        if !e.contains(&id) {
+        let (product, g) = (NAMES[c.product as usize], c.granularity.name());
+        if let Err(why) = element::check(e.as_bytes(), product, g) {
             let excerpt: String = e.chars().take(120).collect();
-            return Err(format!(
-                "{what}: the element for {} lacks {id}: {excerpt:?}",
-                c.granularity.name()
-            ));
+            return Err(format!("{what}: the element for {product} {g}: {why}: {excerpt:?}"));
         }
     }
     Ok(())

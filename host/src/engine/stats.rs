@@ -20,6 +20,10 @@ pub struct Stats {
     pub rebuilds: AtomicU64,
     pub quarantined: AtomicU64,
     pub render_failures: AtomicU64,
+    /// Elements refused by [`super::element::check`] (sent without them).
+    pub unsafe_elements: AtomicU64,
+    /// Outputs that had at least one such element.
+    pub unsafe_batches: AtomicU64,
     pub swaps: AtomicU64,
     /// Returns to the previous component (asked for, or after a fault).
     pub rollbacks: AtomicU64,
@@ -52,6 +56,7 @@ pub struct StatsSnapshot {
     pub rebuilds: u64,
     pub quarantined: u64,
     pub render_failures: u64,
+    pub unsafe_elements: u64,
     pub swaps: u64,
     pub rollbacks: u64,
     pub auto_rollbacks: u64,
@@ -82,6 +87,7 @@ impl Stats {
             rebuilds: self.rebuilds.load(Relaxed),
             quarantined: self.quarantined.load(Relaxed),
             render_failures: self.render_failures.load(Relaxed),
+            unsafe_elements: self.unsafe_elements.load(Relaxed),
             swaps: self.swaps.load(Relaxed),
             rollbacks: self.rollbacks.load(Relaxed),
             auto_rollbacks: self.auto_rollbacks.load(Relaxed),

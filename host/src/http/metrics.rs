@@ -104,6 +104,12 @@ pub fn render(state: &AppState) -> String {
         "Updates the component failed to render.",
         e.render_failures,
     );
+    o.one(
+        "spot_engine_unsafe_elements_total",
+        "counter",
+        "Elements refused before reaching browsers (not the contract's <spot-candle> shape); sent without them.",
+        e.unsafe_elements,
+    );
     o.one("spot_engine_swaps_total", "counter", "Component swaps.", e.swaps);
     o.one(
         "spot_engine_rollbacks_total",

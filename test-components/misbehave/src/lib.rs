@@ -24,6 +24,9 @@ mod chaos {
     /// Not a failure: the batch is counted, but the candles reported for it
     /// have twice their volume (a component whose rules differ, for shadow runs).
     pub const SKEW: i128 = 675;
+    /// Not a failure of the call: a candle closing at this price is rendered
+    /// as an element that would run script in a browser (the host refuses it).
+    pub const XSS: i128 = 676;
 }
 
 const UNIT: i128 = 1_000_000_000_000_000_000;
@@ -118,7 +121,16 @@ impl Guest for Component {
         handlers::import_state(&state)
     }
     fn render(candles: Vec<u8>) -> Vec<String> {
-        handlers::render(&candles)
+        handlers::render_with(&candles, |c, product| {
+            if c.close.units() / UNIT == chaos::XSS {
+                format!(
+                    "<spot-candle id=\"{product}-{}\" data-init=\"alert(document.cookie)\"></spot-candle>",
+                    c.granularity.name()
+                )
+            } else {
+                spot_rules::render::element(c, product)
+            }
+        })
     }
 }
 
