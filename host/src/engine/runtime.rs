@@ -98,6 +98,8 @@ pub(crate) struct Runtime {
     commands: mpsc::WeakSender<Command>,
     /// The active component's sha256, for whoever records it.
     active_tx: tokio::sync::watch::Sender<String>,
+    /// Outputs that had an element refused (to log the 1st, 2nd, 4th...).
+    unsafe_batches: u64,
 }
 
 /// A swap whose new instance is being built.
@@ -165,6 +167,7 @@ impl Runtime {
             shadow: None,
             commands,
             active_tx,
+            unsafe_batches: 0,
         })
     }
 
@@ -535,8 +538,8 @@ impl Runtime {
     /// batch with some; a component that came in by a swap is rolled back.
     fn refused_elements(&mut self, n: usize, first: String) {
         let before = self.stats.unsafe_elements.fetch_add(n as u64, Relaxed);
-        let batches = self.stats.unsafe_batches.fetch_add(1, Relaxed) + 1;
-        if batches.is_power_of_two() {
+        self.unsafe_batches += 1;
+        if self.unsafe_batches.is_power_of_two() {
             tracing::warn!(component = %self.active, refused = n, total = before + n as u64, first = %first,
                 "the component rendered elements that may not reach a browser; sent without them");
         }

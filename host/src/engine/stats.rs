@@ -22,8 +22,6 @@ pub struct Stats {
     pub render_failures: AtomicU64,
     /// Elements refused by [`super::element::check`] (sent without them).
     pub unsafe_elements: AtomicU64,
-    /// Outputs that had at least one such element.
-    pub unsafe_batches: AtomicU64,
     pub swaps: AtomicU64,
     /// Returns to the previous component (asked for, or after a fault).
     pub rollbacks: AtomicU64,
