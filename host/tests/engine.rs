@@ -285,6 +285,16 @@ async fn elements_that_could_run_script_never_leave_the_engine() {
 }
 
 #[tokio::test]
+async fn the_golden_run_refuses_a_component_whose_elements_would_run_script() {
+    let loader = loader();
+    let hostile = load(&loader, "spot_test_hostile_element");
+    let err = spot_host::engine::smoke::golden_run(loader.sandbox(), &hostile).unwrap_err();
+    assert!(err.contains("\"data-on-load\" is a Datastar attribute"), "{err}");
+    // The same rules with the seed's element pass.
+    spot_host::engine::smoke::golden_run(loader.sandbox(), &load(&loader, "spot_guest")).unwrap();
+}
+
+#[tokio::test]
 async fn components_that_break_the_contract_are_refused_with_the_reason() {
     let loader = loader();
     let err = loader
