@@ -75,6 +75,15 @@ fn bench_ingest(sandbox: &Sandbox, loaded: &LoadedComponent, floor: &LoadedCompo
     println!("   floor: the same component returning no updates (test-components/ingest-floor)");
     println!("   batch   native   native+packing   component   ratio (component / native)   floor   floor / native");
     let trades = market(100, 100_000);
+    // ns per trade through a fresh instance of `component`, in batches.
+    let through = |component: &LoadedComponent, trades: &[Trade], batch: usize| {
+        let mut inst = fresh(sandbox, component);
+        let t = Instant::now();
+        for chunk in trades.chunks(batch) {
+            std::hint::black_box(inst.ingest(&encode_all(chunk)).expect("ingest"));
+        }
+        t.elapsed().as_nanos() as f64 / trades.len() as f64
+    };
     for batch in [1usize, 16, 64, 256] {
         let n = if batch == 1 { 20_000 } else { trades.len() };
         let (mut nat, mut packed, mut wasm, mut bare) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -97,19 +106,8 @@ fn bench_ingest(sandbox: &Sandbox, loaded: &LoadedComponent, floor: &LoadedCompo
             }
             packed.push(t.elapsed().as_nanos() as f64 / n as f64);
 
-            let mut inst = fresh(sandbox, loaded);
-            let t = Instant::now();
-            for chunk in trades[..n].chunks(batch) {
-                std::hint::black_box(inst.ingest(&encode_all(chunk)).expect("ingest"));
-            }
-            wasm.push(t.elapsed().as_nanos() as f64 / n as f64);
-
-            let mut inst = fresh(sandbox, floor);
-            let t = Instant::now();
-            for chunk in trades[..n].chunks(batch) {
-                std::hint::black_box(inst.ingest(&encode_all(chunk)).expect("ingest"));
-            }
-            bare.push(t.elapsed().as_nanos() as f64 / n as f64);
+            wasm.push(through(loaded, &trades[..n], batch));
+            bare.push(through(floor, &trades[..n], batch));
         }
         let (a, p, b, f) = (median(nat), median(packed), median(wasm), median(bare));
         println!(

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 
 use spot_wire::state::State;
-use spot_wire::{Candle, Granularity, OutcomeWriter, Trade, decode_all};
+use spot_wire::{Candle, Granularity, OutcomeSink, OutcomeWriter, TRADE_SIZE, Trade, decode_all};
 
 use crate::{Aggregator, CandleSource, Settings, render};
 
@@ -13,9 +13,7 @@ thread_local! {
     static AGG: RefCell<Aggregator> = RefCell::new(Aggregator::default());
 }
 
-/// Run `f` on this instance's aggregator (the one every handler here uses):
-/// for components that implement an operation their own way.
-pub fn with<R>(f: impl FnOnce(&mut Aggregator) -> R) -> R {
+fn with<R>(f: impl FnOnce(&mut Aggregator) -> R) -> R {
     AGG.with(|a| f(&mut a.borrow_mut()))
 }
 
@@ -31,12 +29,20 @@ pub fn define_products(products: impl IntoIterator<Item = (u32, String)>) {
 
 /// `ingest`: packed trades in, packed outcome out.
 pub fn ingest(trades: &[u8]) -> Result<Vec<u8>, String> {
-    let trades = decode_all::<Trade>(trades).map_err(|e| e.to_string())?;
     // At most one update per granularity per trade (room for 256 trades' worth
     // up front: a large batch of few products needs far less).
-    let mut out = OutcomeWriter::with_room_for(trades.len().min(256) * Granularity::ALL.len());
-    with(|a| a.ingest_into(trades, &mut out));
+    let count = trades.len() / TRADE_SIZE;
+    let mut out = OutcomeWriter::with_room_for(count.min(256) * Granularity::ALL.len());
+    ingest_into(trades, &mut out)?;
     Ok(out.finish())
+}
+
+/// [`ingest`] with the results going to `out`: for components that report
+/// them their own way.
+pub fn ingest_into(trades: &[u8], out: &mut impl OutcomeSink) -> Result<(), String> {
+    let trades = decode_all::<Trade>(trades).map_err(|e| e.to_string())?;
+    with(|a| a.ingest_into(trades, out));
+    Ok(())
 }
 
 /// `apply-candles`: packed 1-minute candles in, packed outcome out.

@@ -5,7 +5,7 @@
 //! is left is the call itself, the trades crossing in, and cranelift's code
 //! against LLVM's.
 
-use spot_wire::{Candle, Gap, Outcome, OutcomeSink, Trade, decode_all};
+use spot_wire::{Candle, Gap, Outcome, OutcomeSink};
 
 spot_rules::component! {
     name: "spot-ingest-floor",
@@ -35,8 +35,7 @@ impl OutcomeSink for Counters {
 }
 
 fn ingest(trades: &[u8]) -> Result<Vec<u8>, String> {
-    let trades = decode_all::<Trade>(trades).map_err(|e| e.to_string())?;
     let mut out = Counters::default();
-    spot_rules::handlers::with(|a| a.ingest_into(trades, &mut out));
+    spot_rules::handlers::ingest_into(trades, &mut out)?;
     Ok(out.0.encode())
 }
