@@ -288,6 +288,7 @@ impl Server {
         self.hub.close();
         let _ = self.stop_http.send(());
         self.engine.shutdown().await;
+        self.admin.finish().await;
         if let Some(gaps) = gaps {
             let _ = tokio::time::timeout(Duration::from_secs(1), gaps).await;
         }

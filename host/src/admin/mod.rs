@@ -42,12 +42,15 @@ pub struct Admin {
     last_error: std::sync::Mutex<Option<String>>,
     /// Components refused by validation.
     pub refused: AtomicU64,
-    recorder: tokio::task::JoinHandle<()>,
+    /// Writes every change of the active component (ends with the engine).
+    recorder: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for Admin {
     fn drop(&mut self) {
-        self.recorder.abort();
+        if let Some(r) = self.recorder.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
+            r.abort();
+        }
     }
 }
 
@@ -89,7 +92,22 @@ impl Admin {
             one_at_a_time: tokio::sync::Mutex::new(()),
             last_error: std::sync::Mutex::new(None),
             refused: AtomicU64::new(0),
-            recorder,
+            recorder: std::sync::Mutex::new(Some(recorder)),
+        }
+    }
+
+    /// After the engine has stopped: wait until the recorder has written the
+    /// last active component (an automatic rollback just before a stop must
+    /// not be forgotten, or the restart would run the faulty component again).
+    pub async fn finish(&self) {
+        let recorder = self.recorder.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut r) = recorder
+            && tokio::time::timeout(std::time::Duration::from_secs(2), &mut r)
+                .await
+                .is_err()
+        {
+            r.abort();
+            tracing::warn!("the active component was not recorded before the stop");
         }
     }
 
