@@ -89,6 +89,15 @@ pub struct Settings {
     /// Local data (the compiled-component cache) [default: data]
     #[arg(long, env = "SPOT_DATA_DIR", hide_env_values = true)]
     pub data_dir: Option<String>,
+    /// UTC days kept, counted, backfilled and served, the current one included [default: 2]
+    #[arg(long, env = "HISTORY_DAYS", hide_env_values = true)]
+    pub history_days: Option<String>,
+    /// REST requests per second for the whole process: repairs, then backfill, then audit [default: 8]
+    #[arg(long, env = "COINBASE_REST_RATE", hide_env_values = true)]
+    pub coinbase_rest_rate: Option<String>,
+    /// Compare the stored candles with Coinbase's own (on/off) [default: on]
+    #[arg(long, env = "AUDIT", hide_env_values = true)]
+    pub audit: Option<String>,
 }
 
 impl Settings {
@@ -114,6 +123,9 @@ impl Settings {
             "ADMIN_TOKEN" => &self.admin_token,
             "DATASTAR_URL" => &self.datastar_url,
             "SPOT_DATA_DIR" => &self.data_dir,
+            "HISTORY_DAYS" => &self.history_days,
+            "COINBASE_REST_RATE" => &self.coinbase_rest_rate,
+            "AUDIT" => &self.audit,
             _ => return None,
         })
     }
@@ -193,6 +205,9 @@ mod tests {
             "COMPONENT_PATH",
             "ADMIN_TOKEN",
             "LOG_FORMAT",
+            "HISTORY_DAYS",
+            "COINBASE_REST_RATE",
+            "AUDIT",
         ] {
             assert!(help.contains(&format!("env: {var}")), "--help lacks {var}:\n{help}");
         }

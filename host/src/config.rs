@@ -42,6 +42,14 @@ pub struct Config {
     pub products_per_connection: usize,
     /// `ADMIN_TOKEN`: bearer token of `/admin/*`; `None` turns admin off.
     pub admin_token: Option<String>,
+    /// `HISTORY_DAYS`: the UTC days kept, counted and served (2: the
+    /// current and the previous one).
+    pub history_days: u32,
+    /// `COINBASE_REST_RATE`: REST requests per second for the whole process
+    /// (Coinbase allows about 10 per IP).
+    pub rest_rate: f64,
+    /// `AUDIT`: compare the stored candles with the exchange's (`on`).
+    pub audit: bool,
 }
 
 /// The default component, as `make run` and the container build it.
@@ -95,6 +103,35 @@ impl Config {
                 reason: "must be at least 1".into(),
             });
         }
+        let history_days = number(&get, "HISTORY_DAYS", 2)?;
+        if !(1..=crate::history::horizon::MAX_DAYS as usize).contains(&history_days) {
+            return Err(ConfigError::Invalid {
+                var: "HISTORY_DAYS",
+                reason: format!("must be from 1 to {}", crate::history::horizon::MAX_DAYS),
+            });
+        }
+        let rest_rate = match get("COINBASE_REST_RATE") {
+            None => 8.0,
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(r) if r.is_finite() && r > 0.0 && r <= 10_000.0 => r,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var: "COINBASE_REST_RATE",
+                        reason: "requests per second: a number above 0".into(),
+                    });
+                }
+            },
+        };
+        let audit = match get("AUDIT").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("on" | "true" | "1") => true,
+            Some("off" | "false" | "0") => false,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    var: "AUDIT",
+                    reason: "on or off".into(),
+                });
+            }
+        };
         let url = |var: &'static str, default: &str, schemes: &[&str]| -> Result<String, ConfigError> {
             let v = get(var).unwrap_or_else(|| default.into());
             let v = v.trim().trim_end_matches('/').to_string();
@@ -125,6 +162,9 @@ impl Config {
             shard_count: shard_count as u32,
             products_per_connection,
             admin_token: get("ADMIN_TOKEN").map(|t| t.trim().to_string()),
+            history_days: history_days as u32,
+            rest_rate,
+            audit,
         })
     }
 }
@@ -145,9 +185,9 @@ fn parse_products(list: &str) -> Result<Vec<String>, ConfigError> {
     let mut out: Vec<String> = Vec::new();
     for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let p = p.to_ascii_uppercase();
-        crate::http::query::product(&p).map_err(|e| ConfigError::Invalid {
+        crate::product::valid(&p).map_err(|e| ConfigError::Invalid {
             var: "PRODUCTS",
-            reason: e.message.to_string(),
+            reason: e.to_string(),
         })?;
         if !out.contains(&p) {
             out.push(p);
@@ -198,6 +238,9 @@ mod tests {
             "COMPONENT_PATH",
             "DATASTAR_URL",
             "SPOT_DATA_DIR",
+            "HISTORY_DAYS",
+            "COINBASE_REST_RATE",
+            "AUDIT",
         ];
         let mut vars = vec![("DATABASE_URL", "postgresql://x/y")];
         vars.extend(blank.iter().map(|v| (*v, " ")));
@@ -231,6 +274,15 @@ mod tests {
         assert_eq!(c.coinbase_rest_url, "https://api.coinbase.com");
         assert_eq!((c.shard_index, c.shard_count), (0, 1));
         assert!(c.credentials.is_none());
+        assert_eq!((c.history_days, c.rest_rate, c.audit), (2, 8.0, true));
+        let c = config(&[
+            ("DATABASE_URL", "u"),
+            ("HISTORY_DAYS", "1"),
+            ("COINBASE_REST_RATE", "2.5"),
+            ("AUDIT", "off"),
+        ])
+        .unwrap();
+        assert_eq!((c.history_days, c.rest_rate, c.audit), (1, 2.5, false));
         let c = config(&[("DATABASE_URL", "u"), ("SHARD_INDEX", "2"), ("SHARD_COUNT", "3")]).unwrap();
         assert_eq!((c.shard_index, c.shard_count), (2, 3));
         for bad in [
@@ -240,6 +292,11 @@ mod tests {
             &[("COINBASE_WS_URL", "http://x")],
             &[("COINBASE_REST_URL", "ftp://x")],
             &[("PRODUCTS_PER_CONNECTION", "0")],
+            &[("HISTORY_DAYS", "0")],
+            &[("HISTORY_DAYS", "50")],
+            &[("COINBASE_REST_RATE", "0")],
+            &[("COINBASE_REST_RATE", "fast")],
+            &[("AUDIT", "maybe")],
             &[("COINBASE_API_KEY", "organizations/o/apiKeys/k")],
             &[("COINBASE_API_KEY", "k"), ("COINBASE_PRIVATE_KEY", "not a key")],
         ] {

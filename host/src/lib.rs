@@ -1,8 +1,10 @@
 //! spot: live OHLCV candles from Coinbase trades, aggregated by a sandboxed,
 //! hot-swappable WebAssembly component.
 //!
-//! Data flow: feed → [`engine`] (owns the component) → [`storage`] writer + SSE [`hub`];
-//! [`http`] serves the page, the stream, the history and health; [`server`] assembles it.
+//! Data flow: [`feed`] → [`engine`] (owns the component) → [`storage`] writer + SSE [`hub`];
+//! [`history`] fetches what the feed missed or never saw from Coinbase's REST
+//! ([`rest`]) into the engine and audits what is stored; [`http`] serves the
+//! page, the stream, the history and health; [`server`] assembles it.
 
 pub mod admin;
 pub mod cli;
@@ -10,8 +12,11 @@ pub mod config;
 pub mod engine;
 pub mod feed;
 pub mod histogram;
+pub mod history;
 pub mod http;
 pub mod hub;
 pub mod logs;
+pub mod product;
+pub mod rest;
 pub mod server;
 pub mod storage;

@@ -14,8 +14,10 @@ use crate::admin::{self, Admin};
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig, EngineHandle, Limits, Loader, Sandbox};
 use crate::feed::{self, Feed, FeedConfig, FeedStats};
+use crate::history::{AuditConfig, History, HistoryConfig, HistoryStats, HistoryStore, Horizon, RepairConfig};
 use crate::http::{self, AppState};
 use crate::hub::{Hub, HubConfig};
+use crate::rest::{Budget, Rest};
 use crate::storage::components::ComponentStore;
 use crate::storage::pairs::TradingPair;
 use crate::storage::restore::{self, Restored};
@@ -28,8 +30,11 @@ pub struct Options {
     pub writer: WriterConfig,
     pub limits: Limits,
     pub hub: HubConfig,
-    /// Restore the 1m candles from the UTC day start of now minus this.
-    pub restore_lookback: Duration,
+    /// Gap repair and backfill (the horizon comes from `HISTORY_DAYS`).
+    pub repair: RepairConfig,
+    /// The audit's settle and pause (its rate is a sixth of `COINBASE_REST_RATE`).
+    pub audit_settle: Duration,
+    pub audit_pause: Duration,
     /// How long start-up waits for the database to answer.
     pub database_wait: Duration,
     /// Bind HTTP here instead of `0.0.0.0:PORT` (tests use `127.0.0.1:0`).
@@ -48,7 +53,9 @@ impl Default for Options {
             writer: WriterConfig::default(),
             limits: Limits::default(),
             hub: HubConfig::default(),
-            restore_lookback: Duration::from_secs(3600),
+            repair: RepairConfig::default(),
+            audit_settle: Duration::from_secs(120),
+            audit_pause: Duration::from_secs(60),
             database_wait: Duration::from_secs(30),
             bind: None,
             feed: Some(FeedConfig::default()),
@@ -70,6 +77,7 @@ pub struct Server {
     restored: Restored,
     products: Vec<String>,
     feed: Option<Feed>,
+    history: Option<History>,
     watcher: Option<tokio::task::JoinHandle<()>>,
     announce: Option<tokio::task::JoinHandle<()>>,
     admin: Arc<Admin>,
@@ -99,7 +107,13 @@ impl Server {
         // changed COMPONENT_PATH since).
         let components = ComponentStore::new(pool.clone(), config.shard_index);
         let component = admin::startup_component(&loader, &components, base.clone(), &base_wasm).await?;
-        let engine = Engine::start(sandbox, options.engine.clone(), component)?;
+        // The horizon decides how long the component keeps a day.
+        let horizon = Horizon::new(config.history_days, options.engine.grace);
+        let engine_config = crate::engine::EngineConfig {
+            retention: horizon.retention(),
+            ..options.engine.clone()
+        };
+        let engine = Engine::start(sandbox, engine_config, component)?;
         let handle = engine.handle();
         let admin = Arc::new(Admin::new(
             config.admin_token.as_deref(),
@@ -113,7 +127,12 @@ impl Server {
             .map(|every| admin::watch::spawn(admin.clone(), config.component_path.clone(), every, every * 4));
 
         let exchange = options.writer.exchange.clone();
-        let products = resolve_products(config, &pool, &exchange).await?;
+        // Every REST request of the process draws on this one budget.
+        let rest = Arc::new(Rest::new(
+            &config.coinbase_rest_url,
+            Budget::per_second(config.rest_rate),
+        )?);
+        let products = resolve_products(config, &rest, &pool, &exchange).await?;
         let pairs: Vec<TradingPair> = products.iter().map(|p| TradingPair::from_id(p)).collect();
         storage::pairs::upsert(&pool, &exchange, &pairs).await?;
 
@@ -122,40 +141,65 @@ impl Server {
         let writer = Writer::spawn(pool.clone(), handle.subscribe(1024).await?, options.writer.clone());
         let hub = Hub::new(options.hub.clone());
         let hub_task = hub.attach(&handle).await?;
-        let from = restore::restore_from(crate::engine::now_ms(), options.restore_lookback);
+        let now = crate::engine::now_ms();
+        let from = horizon.start(now);
         let restored = restore::restore(&pool, &exchange, &handle, &products, from).await?;
+        let completed =
+            restore::complete_the_open(&pool, &exchange, &handle, &products, from, now, options.engine.grace).await?;
         tracing::info!(
             candles = restored.candles,
             skipped = restored.skipped,
+            products = restored.products.len(),
+            completed_now = completed,
             from,
-            "restored the open buckets"
+            days = horizon.days(),
+            "restored the horizon"
         );
 
-        // The feed starts after the restore: the component then knows the last
-        // stored trade id of every product, so trades missed while this
-        // instance was down show up as a gap and get repaired.
-        let feed = match &options.feed {
-            None => None,
+        // The history and the feed start after the restore: the component then
+        // knows the last stored trade id of every product, so trades missed
+        // while this instance was down show up as a gap and get repaired; the
+        // rest of the horizon is backfilled.
+        let (feed, history) = match &options.feed {
+            None => (None, None),
             Some(f) => {
+                let (live_tx, live_rx) = tokio::sync::mpsc::unbounded_channel();
+                let history = History::start(
+                    HistoryConfig {
+                        horizon,
+                        repair: options.repair.clone(),
+                        backfill: true,
+                        audit: config.audit.then(|| AuditConfig {
+                            settle: options.audit_settle,
+                            pause: options.audit_pause,
+                            ..AuditConfig::share_of(config.rest_rate)
+                        }),
+                    },
+                    rest.clone(),
+                    handle.clone(),
+                    &products,
+                    &restored,
+                    Some(HistoryStore::new(pool.clone(), &exchange)),
+                    live_rx,
+                )
+                .await?;
                 let f = FeedConfig {
                     ws_url: config.coinbase_ws_url.clone(),
-                    rest_url: config.coinbase_rest_url.clone(),
                     products_per_connection: config.products_per_connection,
+                    horizon,
                     ..f.clone()
                 };
                 let shard = (config.shard_index, config.shard_count);
-                let log = storage::repairs::RepairLog::new(pool.clone(), &exchange);
-                Some(
-                    Feed::start(
-                        f,
-                        config.credentials.clone(),
-                        &products,
-                        handle.clone(),
-                        shard,
-                        Some(log),
-                    )
-                    .await?,
+                let feed = Feed::start(
+                    f,
+                    config.credentials.clone(),
+                    &products,
+                    handle.clone(),
+                    shard,
+                    Some(live_tx),
                 )
+                .await?;
+                (Some(feed), Some(history))
             }
         };
 
@@ -170,6 +214,12 @@ impl Server {
                 config.datastar_url.clone(),
             )
             .with_feed(feed.as_ref().map(|f| f.stats().clone()))
+            .with_history(history.as_ref().map(|h| http::HistoryView {
+                stats: h.stats().clone(),
+                audit: h.audit_enabled(),
+                budget: rest.budget().stats().clone(),
+                rest_rate: rest.budget().rate(),
+            }))
             .with_admin(config.admin_token.is_some().then(|| admin.clone())),
         );
         let bind = options
@@ -216,6 +266,7 @@ impl Server {
             restored,
             products,
             feed,
+            history,
             watcher,
             announce,
             admin,
@@ -230,6 +281,11 @@ impl Server {
     /// The feed's counters (`None` without a feed).
     pub fn feed_stats(&self) -> Option<&Arc<FeedStats>> {
         self.feed.as_ref().map(|f| f.stats())
+    }
+
+    /// The repair, backfill and audit counters (`None` without a feed).
+    pub fn history_stats(&self) -> Option<&Arc<HistoryStats>> {
+        self.history.as_ref().map(|h| h.stats())
     }
 
     /// The HTTP address.
@@ -281,8 +337,11 @@ impl Server {
         for task in [&self.watcher, &self.announce].into_iter().flatten() {
             task.abort();
         }
-        let gaps = match self.feed {
-            Some(f) => Some(f.stop().await),
+        if let Some(f) = self.feed {
+            f.stop().await;
+        }
+        let gaps = match self.history {
+            Some(h) => Some(h.stop().await),
             None => None,
         };
         self.hub.close();
@@ -305,9 +364,9 @@ impl Server {
 
 /// `PRODUCTS`, or the exchange's online spot products; this shard's share.
 /// When the exchange cannot be asked, the products stored by the previous run.
-async fn resolve_products(config: &Config, pool: &Pool, exchange: &str) -> anyhow::Result<Vec<String>> {
+async fn resolve_products(config: &Config, rest: &Rest, pool: &Pool, exchange: &str) -> anyhow::Result<Vec<String>> {
     let (index, count) = (config.shard_index, config.shard_count);
-    let found = feed::products(&config.coinbase_rest_url, config.products.as_deref(), index, count).await;
+    let found = feed::products(rest, config.products.as_deref(), index, count).await;
     let products = match found {
         Ok(p) => p,
         Err(e) => {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
-use common::fake::{feed_config, past_minute, stored_equal_log, wait_until};
+use common::fake::{feed_config, past_minute, repair_config, stored_equal_log, wait_until, wait_up};
 use common::http::{self, Response};
 use spot_fake_coinbase::{Fake, FakeConfig};
 use spot_host::config::Config;
@@ -32,6 +32,7 @@ async fn server_with(pg: &Cluster, fake: &Fake, token: Option<&str>, component: 
         ("COMPONENT_PATH", component.display().to_string()),
         ("COINBASE_WS_URL", fake.ws_url()),
         ("COINBASE_REST_URL", fake.rest_url()),
+        ("COINBASE_REST_RATE", "200".into()),
         ("PRODUCTS", products().join(",")),
     ]);
     if let Some(t) = token {
@@ -43,12 +44,12 @@ async fn server_with(pg: &Cluster, fake: &Fake, token: Option<&str>, component: 
         limits: common::test_limits(),
         bind: Some(([127, 0, 0, 1], 0).into()),
         feed: Some(feed_config(fake)),
+        repair: repair_config(),
         component_poll: Some(Duration::from_millis(50)),
         ..Options::default()
     };
     let server = Server::start(&config, options).await.expect("start");
-    let stats = server.feed_stats().expect("feed").clone();
-    wait_until("the feed is up", Duration::from_secs(30), || stats.all_started()).await;
+    wait_up(&server).await;
     server
 }
 

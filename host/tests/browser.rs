@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::fake::{feed_config, past_minute, stored_equal_log, wait_until};
+use common::fake::{feed_config, past_minute, repair_config, stored_equal_log, wait_up};
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -65,14 +65,14 @@ async fn the_page_shows_live_candles_in_chromium_and_never_runs_hostile_input() 
             limits: common::test_limits(),
             bind: Some(([127, 0, 0, 1], 0).into()),
             feed: Some(feed_config(&fake)),
+            repair: repair_config(),
             ..Options::default()
         },
     )
     .await
     .expect("server");
     assert_eq!(server.products(), products.as_slice(), "the hostile listing is skipped");
-    let stats = server.feed_stats().expect("feed").clone();
-    wait_until("the feed is up", Duration::from_secs(30), || stats.all_started()).await;
+    wait_up(&server).await;
 
     // Candles of earlier minutes and of this one.
     let t = past_minute(3);

@@ -147,7 +147,7 @@ async fn stream_matches_storage(
     let mut want = BTreeMap::new();
     for p in products {
         for g in Granularity::ALL {
-            let rows = spot_host::storage::history::candles(pool, "coinbase", p, g, 0, 4_000_000_000, 10_000)
+            let rows = spot_host::storage::candles::candles(pool, "coinbase", p, g, 0, 4_000_000_000, 10_000)
                 .await
                 .expect("history");
             let row = rows.last().unwrap_or_else(|| panic!("no stored {p} {}", g.name()));
@@ -276,7 +276,8 @@ async fn the_server_process_stores_and_streams_the_market_through_faults_and_a_r
     // The repair lands before the live market, so the newest bucket of every
     // candle is the market's, not a revision of the past.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while server.metric("spot_feed_repairs_total").await < 1.0 || server.metric("spot_feed_repairs_pending").await > 0.0
+    while server.metric("spot_repair_requests_total").await < 1.0
+        || server.metric("spot_repair_windows_pending").await > 0.0
     {
         assert!(Instant::now() < deadline, "the withheld trades were never repaired");
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::fake::{feed_config, past_minute, stored_equal_log, wait_until};
+use common::fake::{feed_config, past_minute, repair_config, stored_equal_log, wait_until, wait_up};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +14,8 @@ use std::time::Duration;
 use spot_fake_coinbase::{Fake, FakeConfig, Fault, JwtKey, busiest_window};
 use spot_host::engine::{Engine, EngineHandle, EngineOutput};
 use spot_host::feed::{Credentials, Feed, FeedConfig, FeedStats};
+use spot_host::history::{History, HistoryConfig, HistoryStats};
+use spot_host::rest::{Budget, Rest};
 use spot_wire::{Candle, Granularity};
 use tokio::sync::{mpsc, watch};
 
@@ -98,6 +100,8 @@ struct Setup {
     fake: Fake,
     engine: Engine,
     feed: Feed,
+    /// The gap repair (no backfill, no store: these tests are about the feed).
+    history: History,
     collector: Collector,
     products: Vec<String>,
 }
@@ -112,6 +116,24 @@ impl Setup {
         let collector = Collector::start(&engine.handle()).await;
         let mut config = feed_config(&fake);
         tweak(&mut config);
+        let rest = Arc::new(Rest::new(&fake.rest_url(), Budget::per_second(4.0)).expect("rest"));
+        let (_live_tx, live_rx) = tokio::sync::mpsc::unbounded_channel();
+        let history = History::start(
+            HistoryConfig {
+                horizon: config.horizon,
+                repair: repair_config(),
+                backfill: false,
+                audit: None,
+            },
+            rest,
+            engine.handle(),
+            &products,
+            &Default::default(),
+            None,
+            live_rx,
+        )
+        .await
+        .expect("history");
         let feed = Feed::start(config, creds.map(Arc::new), &products, engine.handle(), (0, 1), None)
             .await
             .expect("feed");
@@ -119,6 +141,7 @@ impl Setup {
             fake,
             engine,
             feed,
+            history,
             collector,
             products,
         }
@@ -126,6 +149,10 @@ impl Setup {
 
     fn stats(&self) -> &FeedStats {
         self.feed.stats()
+    }
+
+    fn repairs(&self) -> &HistoryStats {
+        self.history.stats()
     }
 
     async fn wait_live(&self, sessions: u64) {
@@ -139,7 +166,9 @@ impl Setup {
 
     async fn stop(self) {
         self.feed.stop().await;
+        let gaps = self.history.stop().await;
         self.engine.shutdown().await;
+        let _ = gaps.await;
     }
 }
 
@@ -216,7 +245,7 @@ async fn withheld_trades_are_repaired_from_rest_through_throttling() {
         .wait_equal(&s.fake, &s.products, Duration::from_secs(30))
         .await;
 
-    let stats = s.stats();
+    let stats = s.repairs();
     assert!(stats.gaps.load(Relaxed) >= 1);
     assert!(stats.repairs.load(Relaxed) >= 1);
     assert_eq!(stats.rest_throttled.load(Relaxed), 2);
@@ -430,9 +459,8 @@ async fn discovery_lists_tradable_spot_products_and_shards_them() {
     })
     .await
     .expect("fake");
-    let all = spot_host::feed::products(&fake.rest_url(), None, 0, 1)
-        .await
-        .expect("discover");
+    let rest = Rest::new(&fake.rest_url(), Budget::per_second(50.0)).expect("rest");
+    let all = spot_host::feed::products(&rest, None, 0, 1).await.expect("discover");
     let mut want = products.clone();
     want.sort();
     assert_eq!(
@@ -441,16 +469,15 @@ async fn discovery_lists_tradable_spot_products_and_shards_them() {
     );
     let mut union: Vec<String> = Vec::new();
     for i in 0..3 {
-        let shard = spot_host::feed::products(&fake.rest_url(), None, i, 3)
-            .await
-            .expect("shard");
+        let shard = spot_host::feed::products(&rest, None, i, 3).await.expect("shard");
         assert!(!shard.is_empty());
         union.extend(shard);
     }
     union.sort();
     assert_eq!(union, want, "the shards partition the products");
     // PRODUCTS, when given, is sharded the same way and needs no REST.
-    let explicit = spot_host::feed::products("http://127.0.0.1:1", Some(&products), 1, 3)
+    let nowhere = Rest::new("http://127.0.0.1:1", Budget::per_second(1.0)).expect("rest");
+    let explicit = spot_host::feed::products(&nowhere, Some(&products), 1, 3)
         .await
         .unwrap();
     assert_eq!(explicit, spot_host::feed::shard::select(&products, 1, 3));
@@ -490,23 +517,25 @@ async fn the_server_discovers_its_products_and_stores_what_the_feed_brings() {
         limits: common::test_limits(),
         bind: Some(([127, 0, 0, 1], 0).into()),
         feed: Some(feed_config(&fake)),
+        repair: repair_config(),
         ..Options::default()
     };
+    // The exchange traded before the first start: the snapshot holds it.
+    let t = past_minute(6);
+    for p in &products {
+        fake.emit(p, 12, t);
+    }
     let server = Server::start(&config, options.clone()).await.expect("start");
     assert_eq!(
         server.products(),
         products.as_slice(),
         "discovered from REST, extras skipped"
     );
-    let stats = server.feed_stats().expect("feed").clone();
-    wait_until("the feed is up", Duration::from_secs(30), || stats.all_started()).await;
+    wait_up(&server).await;
+    let stats = server.history_stats().expect("history").clone();
     let ready = common::http::get(server.addr(), "/readyz").await;
     assert_eq!(ready.status, 200, "{}", ready.body);
 
-    let t = past_minute(6);
-    for p in &products {
-        fake.emit(p, 12, t);
-    }
     fake.withhold(&products[2], 3);
     fake.emit(&products[2], 3, t + 65_000);
     fake.emit(&products[2], 4, t + 130_000);
@@ -518,7 +547,7 @@ async fn the_server_discovers_its_products_and_stores_what_the_feed_brings() {
     let metrics = common::http::get(server.addr(), "/metrics").await.body;
     for name in [
         "spot_feed_trades_total",
-        "spot_feed_repairs_total",
+        "spot_repair_requests_total",
         "spot_feed_connection_state{shard=\"0\",connection=\"0\"} 3",
     ] {
         assert!(metrics.contains(name), "/metrics lacks {name}");
@@ -531,9 +560,10 @@ async fn the_server_discovers_its_products_and_stores_what_the_feed_brings() {
     let server = Server::start(&config, options.clone()).await.expect("restart");
     stored_equal_log(&server, &fake, &products).await;
     assert!(
-        server.feed_stats().expect("feed").repairs.load(Relaxed) >= 1,
+        server.history_stats().expect("history").repairs.load(Relaxed) >= 1,
         "the downtime was repaired"
     );
+    wait_up(&server).await;
 
     // A gap whose repair cannot happen before the process stops (REST fails)
     // is remembered in the database and done by the next start.
@@ -541,7 +571,7 @@ async fn the_server_discovers_its_products_and_stores_what_the_feed_brings() {
     fake.withhold(&products[1], 2);
     fake.emit(&products[1], 2, t + 250_000);
     fake.emit(&products[1], 3, t + 251_000);
-    let stats = server.feed_stats().expect("feed").clone();
+    let stats = server.history_stats().expect("history").clone();
     let log = spot_host::storage::repairs::RepairLog::new(server.pool().clone(), "coinbase");
     wait_until("the repair fails", Duration::from_secs(30), || {
         stats.repair_failures.load(Relaxed) >= 1

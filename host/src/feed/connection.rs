@@ -2,15 +2,24 @@
 //! `market_trades` (one channel per message, paced, each with a fresh JWT when
 //! a key is set), read frames until something goes wrong, then back off with
 //! full jitter and do it again, until the feed stops.
+//!
+//! It also tells where each product's live trades begin (once per product and
+//! process): the minute of the earliest trade within the horizon in its first
+//! frame (a minute that may be partial: earlier trades of it were never
+//! sent), or, for a product the first subscription brought no such trade of,
+//! the minute it subscribed (complete: nothing of the horizon came before;
+//! unless its snapshot arrives only after the acknowledgement, which is told
+//! as a partial minute then). Every later trade reaches the engine, and the
+//! component's trade ids show whatever goes missing from then on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use spot_wire::Trade;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message, protocol::WebSocketConfig};
 use tracing::Instrument;
@@ -19,6 +28,7 @@ use super::message::{self, Frame};
 use super::stats::{ConnState, ConnStats, FeedStats, add, bump};
 use super::{FeedConfig, Shared};
 use crate::engine::EngineError;
+use crate::history::LiveFrom;
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -62,12 +72,16 @@ pub(crate) async fn run(conn: Connection, shared: Arc<Shared>, stop: watch::Rece
 async fn run_inner(conn: Connection, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let stats = &shared.stats.connections[conn.index];
     add(&stats.products, conn.products.len() as u64);
+    let mut live = LiveStart::new(match shared.live_from {
+        Some(_) => conn.ids.values().copied().collect(),
+        None => Vec::new(),
+    });
     let mut attempt: u32 = 0;
     loop {
         let started = Instant::now();
         let end = tokio::select! {
             _ = wait_stop(&mut stop) => SessionEnd::Stopped,
-            end = session(&conn, &shared, stats) => end,
+            end = session(&conn, &shared, stats, &mut live) => end,
         };
         match end {
             SessionEnd::Stopped | SessionEnd::EngineGone => {
@@ -124,7 +138,74 @@ fn subscribe_message(channel: &str, products: Option<&[String]>, jwt: Option<Str
     m.to_string()
 }
 
-async fn session(conn: &Connection, shared: &Shared, stats: &ConnStats) -> SessionEnd {
+/// The products of a connection whose live start is not told yet, and those
+/// told at the subscription whose snapshot may still come.
+struct LiveStart {
+    waiting: HashSet<u32>,
+    /// Told at the acknowledgement (unix ms) without a trade of theirs: a
+    /// snapshot that comes after it may hold trades of that minute from
+    /// before the subscription, which makes the minute partial.
+    told_at_ack: HashMap<u32, i64>,
+    /// Per frame: the earliest trade time (ms) of each product looked at.
+    earliest: HashMap<u32, i64>,
+}
+
+impl LiveStart {
+    fn new(products: impl IntoIterator<Item = u32>) -> Self {
+        LiveStart {
+            waiting: products.into_iter().collect(),
+            told_at_ack: HashMap::new(),
+            earliest: HashMap::new(),
+        }
+    }
+
+    /// A frame's trades (within the horizon from `horizon_start_ms`) reached the engine.
+    fn trades(&mut self, batch: &[Trade], horizon_start_ms: i64, sink: &Option<mpsc::UnboundedSender<LiveFrom>>) {
+        if self.waiting.is_empty() && self.told_at_ack.is_empty() {
+            return;
+        }
+        for t in batch {
+            if t.time_ms >= horizon_start_ms
+                && (self.waiting.contains(&t.product) || self.told_at_ack.contains_key(&t.product))
+            {
+                let e = self.earliest.entry(t.product).or_insert(t.time_ms);
+                *e = (*e).min(t.time_ms);
+            }
+        }
+        for (product, ms) in self.earliest.drain() {
+            if self.waiting.remove(&product) {
+                // Its earliest trade's minute may hold earlier trades never sent.
+                tell(sink, product, ms, true);
+            } else if let Some(ack_ms) = self.told_at_ack.remove(&product)
+                && ms < ack_ms
+            {
+                // Its snapshot came after the acknowledgement.
+                tell(sink, product, ms, true);
+            }
+        }
+    }
+
+    /// The subscription is acknowledged at `now_ms`: a product no trade of
+    /// the horizon came for so far begins now.
+    fn subscribed(&mut self, now_ms: i64, sink: &Option<mpsc::UnboundedSender<LiveFrom>>) {
+        for product in self.waiting.drain() {
+            tell(sink, product, now_ms, false);
+            self.told_at_ack.insert(product, now_ms);
+        }
+    }
+}
+
+fn tell(sink: &Option<mpsc::UnboundedSender<LiveFrom>>, product: u32, ms: i64, partial: bool) {
+    if let Some(s) = sink {
+        let _ = s.send(LiveFrom {
+            product,
+            minute: ms.div_euclid(60_000) * 60,
+            partial,
+        });
+    }
+}
+
+async fn session(conn: &Connection, shared: &Shared, stats: &ConnStats, live: &mut LiveStart) -> SessionEnd {
     let config = &shared.config;
     stats.set_state(ConnState::Connecting);
     shared.connects.acquire().await;
@@ -158,6 +239,7 @@ async fn session(conn: &Connection, shared: &Shared, stats: &ConnStats) -> Sessi
         conn,
         shared,
         stats,
+        live,
         last_sequence: None,
         batch: Vec::new(),
     };
@@ -196,6 +278,7 @@ struct Reader<'a> {
     conn: &'a Connection,
     shared: &'a Shared,
     stats: &'a ConnStats,
+    live: &'a mut LiveStart,
     last_sequence: Option<u64>,
     batch: Vec<Trade>,
 }
@@ -228,13 +311,19 @@ impl Reader<'_> {
         match frame {
             Frame::Trades { trades, .. } => {
                 self.batch.clear();
+                let horizon_start_ms = self.shared.config.horizon.start_ms(crate::engine::now_ms());
                 for raw in &trades {
                     let Some(&id) = self.conn.ids.get(&*raw.product_id) else {
                         bump(&feed.foreign_trades);
                         continue;
                     };
                     match raw.to_trade(id) {
-                        Ok(t) => self.batch.push(t),
+                        Ok(t) => {
+                            if t.time_ms < horizon_start_ms {
+                                bump(&feed.past_horizon_trades);
+                            }
+                            self.batch.push(t)
+                        }
                         Err(e) => {
                             bump(&feed.bad_trades);
                             tracing::warn!(error = %e, product = %raw.product_id, trade_id = %raw.trade_id, "trade skipped");
@@ -243,6 +332,7 @@ impl Reader<'_> {
                 }
                 if !self.batch.is_empty() {
                     let n = self.batch.len() as u64;
+                    self.live.trades(&self.batch, horizon_start_ms, &self.shared.live_from);
                     let batch = std::mem::take(&mut self.batch);
                     // Waits while the engine's queue is full: backpressure
                     // reaches the socket instead of growing a queue.
@@ -258,6 +348,7 @@ impl Reader<'_> {
                 if !market_trades.is_empty() && self.stats.state() != ConnState::Live {
                     self.stats.set_state(ConnState::Live);
                     bump(&self.stats.sessions);
+                    self.live.subscribed(crate::engine::now_ms(), &self.shared.live_from);
                     let missing: Vec<&String> = self
                         .conn
                         .products

@@ -95,17 +95,8 @@ pub struct FeedStats {
     /// `error` messages received (authentication failures included).
     pub errors: AtomicU64,
     pub auth_failures: AtomicU64,
-    /// Trade-id gaps reported by the component (repair requests).
-    pub gaps: AtomicU64,
-    /// Candle requests that succeeded, and the minutes they applied.
-    pub repairs: AtomicU64,
-    pub repaired_minutes: AtomicU64,
-    /// Candle requests that failed (and will be retried unless refused).
-    pub repair_failures: AtomicU64,
-    /// 429/401 answers.
-    pub rest_throttled: AtomicU64,
-    /// Repair windows waiting (or in flight).
-    pub repairs_pending: AtomicU64,
+    /// Trades older than the horizon (the component ignores them).
+    pub past_horizon_trades: AtomicU64,
 }
 
 impl FeedStats {

@@ -1,4 +1,5 @@
-//! `GET /api/candles` (history from PostgreSQL) and `GET /api/products`.
+//! `GET /api/candles` (history from PostgreSQL), `GET /api/products` and
+//! `GET /api/audit` (the stored candles against the exchange's).
 
 use std::sync::Arc;
 
@@ -10,7 +11,8 @@ use serde::Serialize;
 
 use super::AppState;
 use super::query::{self, BadRequest, Params};
-use crate::storage::history::{self, StoredCandle};
+use crate::history::stats::AuditReport;
+use crate::storage::candles::{self, StoredCandle};
 use crate::storage::pairs::TradingPair;
 
 /// Rows returned when `limit` is not given, and the most ever returned.
@@ -29,7 +31,8 @@ struct History {
     from: i64,
     to: i64,
     candles: Vec<StoredCandle>,
-    /// Set when `limit` cut the answer short: ask again from here.
+    /// Set when `limit` cut the answer short and more lies before `to`: ask
+    /// again from here.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_from: Option<i64>,
 }
@@ -42,7 +45,7 @@ pub async fn candles(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
-    match history::candles(
+    match candles::candles(
         &state.pool,
         &state.exchange,
         &q.product,
@@ -56,7 +59,8 @@ pub async fn candles(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery
         Ok(candles) => {
             let next_from = (candles.len() as i64 == q.limit)
                 .then(|| candles.last().map(|c| c.timestamp + q.granularity.seconds()))
-                .flatten();
+                .flatten()
+                .filter(|next| *next <= q.to);
             Json(History {
                 product: q.product,
                 granularity: q.granularity.name(),
@@ -71,6 +75,16 @@ pub async fn candles(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery
             tracing::warn!(error = %e, "history query failed");
             BadRequest::new(StatusCode::SERVICE_UNAVAILABLE, "the candle store is unavailable").into_response()
         }
+    }
+}
+
+/// `GET /api/audit`: what the audit compared, per granularity: since start,
+/// in the pass under way and in the last completed pass, with the latest
+/// differences. 404 on an instance without a feed (it audits nothing).
+pub async fn audit(State(state): State<Arc<AppState>>) -> Response {
+    match &state.history {
+        Some(h) => Json::<AuditReport>(h.stats.audit.report(h.audit)).into_response(),
+        None => BadRequest::new(StatusCode::NOT_FOUND, "this instance runs no audit").into_response(),
     }
 }
 

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use serde::Serialize;
 
 use super::AppState;
+use crate::history::stats::BackfillProgress;
 
 /// Liveness: the process serves HTTP.
 pub async fn healthz() -> &'static str {
@@ -41,6 +42,10 @@ pub struct Readiness {
     writer: Check,
     component: Check,
     feed: Check,
+    /// The backfill's progress: shown, never waited for (an instance serves
+    /// while it backfills; `/api/candles` says which buckets are final).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backfill: Option<BackfillProgress>,
 }
 
 /// Readiness: the database answers, the writer is keeping up, the component
@@ -80,6 +85,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Rea
         writer: Check::from(writer),
         component: Check::from(component),
         feed: Check::from(feed),
+        backfill: state.history.as_ref().map(|h| h.stats.backfill.progress()),
     };
     let status = if r.ready {
         StatusCode::OK

@@ -204,6 +204,9 @@ pub fn render(state: &AppState) -> String {
     if let Some(f) = &state.feed {
         feed(&mut o, f);
     }
+    if let Some(h) = &state.history {
+        history(&mut o, h);
+    }
 
     let h = state.hub.stats();
     o.one(
@@ -258,7 +261,7 @@ pub fn render(state: &AppState) -> String {
 }
 
 fn feed(o: &mut Out, f: &crate::feed::FeedStats) {
-    let counters: [(&str, &str, &std::sync::atomic::AtomicU64); 20] = [
+    let counters: [(&str, &str, &std::sync::atomic::AtomicU64); 15] = [
         (
             "spot_feed_connect_attempts_total",
             "WebSocket connection attempts.",
@@ -309,27 +312,10 @@ fn feed(o: &mut Out, f: &crate::feed::FeedStats) {
             "Authentication failures.",
             &f.auth_failures,
         ),
-        ("spot_feed_gaps_total", "Trade-id gaps queued for repair.", &f.gaps),
-        ("spot_feed_repairs_total", "Repair requests that succeeded.", &f.repairs),
         (
-            "spot_feed_repaired_minutes_total",
-            "Minutes replaced by REST candles.",
-            &f.repaired_minutes,
-        ),
-        (
-            "spot_feed_repair_failures_total",
-            "Repair requests that failed.",
-            &f.repair_failures,
-        ),
-        (
-            "spot_feed_rest_throttled_total",
-            "REST answers 429 or 401.",
-            &f.rest_throttled,
-        ),
-        (
-            "spot_feed_repairs_pending",
-            "Repair windows waiting.",
-            &f.repairs_pending,
+            "spot_feed_past_horizon_trades_total",
+            "Trades older than the horizon (HISTORY_DAYS): ignored by the component.",
+            &f.past_horizon_trades,
         ),
     ];
     for (name, help, v) in counters {
@@ -375,6 +361,184 @@ fn feed(o: &mut Out, f: &crate::feed::FeedStats) {
             c.reconnects.load(Relaxed),
         );
     }
+}
+
+fn history(o: &mut Out, v: &super::HistoryView) {
+    use crate::rest::Priority;
+    let h = &v.stats;
+    let b = &h.backfill;
+    let counters: [(&str, &str, u64); 17] = [
+        (
+            "spot_repair_gaps_total",
+            "Trade-id gaps queued for repair.",
+            h.gaps.load(Relaxed),
+        ),
+        (
+            "spot_repair_requests_total",
+            "Repair requests that succeeded.",
+            h.repairs.load(Relaxed),
+        ),
+        (
+            "spot_repair_minutes_total",
+            "Minutes replaced by REST candles in repairs.",
+            h.repaired_minutes.load(Relaxed),
+        ),
+        (
+            "spot_repair_failures_total",
+            "Repair requests that failed (retried unless refused).",
+            h.repair_failures.load(Relaxed),
+        ),
+        (
+            "spot_repair_windows_pending",
+            "Repair windows waiting.",
+            h.repairs_pending.load(Relaxed),
+        ),
+        (
+            "spot_rest_throttled_total",
+            "REST answers 429 or 401.",
+            h.rest_throttled.load(Relaxed),
+        ),
+        (
+            "spot_backfill_products",
+            "Products of this instance.",
+            b.products.load(Relaxed),
+        ),
+        (
+            "spot_backfill_products_planned",
+            "Products whose span to backfill is known.",
+            b.planned.load(Relaxed),
+        ),
+        (
+            "spot_backfill_products_done",
+            "Products with nothing left to backfill.",
+            b.done.load(Relaxed),
+        ),
+        (
+            "spot_backfill_requests_total",
+            "Backfill requests planned.",
+            b.requests.load(Relaxed),
+        ),
+        (
+            "spot_backfill_requests_done_total",
+            "Backfill requests done.",
+            b.requests_done.load(Relaxed),
+        ),
+        (
+            "spot_backfill_requests_pending",
+            "Backfill requests not done yet.",
+            b.requests.load(Relaxed).saturating_sub(b.requests_done.load(Relaxed)),
+        ),
+        (
+            "spot_backfill_failures_total",
+            "Backfill requests that failed (retried unless refused).",
+            b.failures.load(Relaxed),
+        ),
+        (
+            "spot_backfill_minutes_total",
+            "Minutes with trades the backfill applied.",
+            b.minutes.load(Relaxed),
+        ),
+        (
+            "spot_backfill_done",
+            "1 once every product's horizon is backfilled.",
+            b.finished() as u64,
+        ),
+        (
+            "spot_backfill_started_timestamp_seconds",
+            "When the backfill began (unix s).",
+            b.started_ms.load(Relaxed).div_euclid(1000) as u64,
+        ),
+        (
+            "spot_backfill_done_timestamp_seconds",
+            "When the backfill ended (unix s; 0 while it runs).",
+            b.done_ms.load(Relaxed).div_euclid(1000) as u64,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+        o.one(name, kind, help, value);
+    }
+    o.one(
+        "spot_rest_rate",
+        "gauge",
+        "COINBASE_REST_RATE: REST requests a second.",
+        v.rest_rate,
+    );
+    o.family(
+        "spot_rest_requests_total",
+        "counter",
+        "REST requests granted by the budget, by priority.",
+    );
+    for p in Priority::ALL {
+        o.sample(
+            "spot_rest_requests_total",
+            &format!("priority=\"{}\"", p.name()),
+            v.budget.granted(p),
+        );
+    }
+    o.family(
+        "spot_rest_waiting",
+        "gauge",
+        "REST requests waiting for the budget, by priority.",
+    );
+    for p in Priority::ALL {
+        o.sample(
+            "spot_rest_waiting",
+            &format!("priority=\"{}\"", p.name()),
+            v.budget.waiting(p),
+        );
+    }
+    if !v.audit {
+        return;
+    }
+    let totals = h.audit.totals();
+    o.family(
+        "spot_audit_checked_total",
+        "counter",
+        "Buckets compared with the exchange's, by granularity.",
+    );
+    for g in spot_wire::Granularity::ALL {
+        o.sample(
+            "spot_audit_checked_total",
+            &format!("granularity=\"{}\"", g.name()),
+            totals[g.index()].checked,
+        );
+    }
+    o.family(
+        "spot_audit_mismatches_total",
+        "counter",
+        "Buckets that differed from the exchange's: missing (only the exchange has it), extra (only we do), value.",
+    );
+    for g in spot_wire::Granularity::ALL {
+        let c = totals[g.index()];
+        for (kind, n) in [("missing", c.missing), ("extra", c.extra), ("value", c.value)] {
+            o.sample(
+                "spot_audit_mismatches_total",
+                &format!("granularity=\"{}\",kind=\"{kind}\"", g.name()),
+                n,
+            );
+        }
+    }
+    o.family(
+        "spot_audit_corrected_total",
+        "counter",
+        "Buckets corrected from the exchange's candle (1m; rollups follow).",
+    );
+    for g in spot_wire::Granularity::ALL {
+        o.sample(
+            "spot_audit_corrected_total",
+            &format!("granularity=\"{}\"", g.name()),
+            totals[g.index()].corrected,
+        );
+    }
+    let (passes, last) = h.audit.passes();
+    o.one("spot_audit_passes_total", "counter", "Audit passes completed.", passes);
+    o.one(
+        "spot_audit_last_pass_timestamp_seconds",
+        "gauge",
+        "When the last audit pass completed (unix s; 0 before the first).",
+        last.unwrap_or(0),
+    );
 }
 
 /// The route.

@@ -6,7 +6,7 @@
 //! - [`stream`]: `GET /stream` (Datastar SSE from the [`crate::hub`]);
 //! - [`sse_socket`]: the same stream written on the raw socket (what clients get);
 //! - [`page`]: `GET /`;
-//! - [`api`]: `GET /api/candles`, `GET /api/products`;
+//! - [`api`]: `GET /api/candles`, `GET /api/products`, `GET /api/audit`;
 //! - [`health`]: `GET /healthz`, `GET /readyz`;
 //! - [`metrics`]: `GET /metrics` (Prometheus text).
 
@@ -29,7 +29,9 @@ use deadpool_postgres::Pool;
 
 use crate::engine::EngineHandle;
 use crate::feed::FeedStats;
+use crate::history::HistoryStats;
 use crate::hub::Hub;
+use crate::rest::BudgetStats;
 use crate::storage::WriterStats;
 
 /// What the handlers share.
@@ -47,6 +49,8 @@ pub struct AppState {
     pub datastar_url: String,
     /// The feed's counters (`None` when running without a feed).
     pub feed: Option<Arc<FeedStats>>,
+    /// Repairs, backfill, audit and the REST budget (`None` without a feed).
+    pub history: Option<HistoryView>,
     /// Hot swap (`None` when `ADMIN_TOKEN` is unset: no admin routes).
     pub admin: Option<Arc<crate::admin::Admin>>,
 }
@@ -75,8 +79,15 @@ impl AppState {
             hub,
             datastar_url,
             feed: None,
+            history: None,
             admin: None,
         }
+    }
+
+    /// Report the history's counters in `/metrics`, `/readyz` and `/api/audit`.
+    pub fn with_history(mut self, history: Option<HistoryView>) -> Self {
+        self.history = history;
+        self
     }
 
     /// Serve the admin routes with this admin.
@@ -97,6 +108,17 @@ impl AppState {
     }
 }
 
+/// What HTTP shows of the history.
+#[derive(Clone)]
+pub struct HistoryView {
+    pub stats: Arc<HistoryStats>,
+    /// Whether an audit runs.
+    pub audit: bool,
+    /// The REST budget's counters and its rate.
+    pub budget: Arc<BudgetStats>,
+    pub rest_rate: f64,
+}
+
 /// Every route.
 pub fn router(state: Arc<AppState>) -> Router {
     // Without ADMIN_TOKEN the admin routes do not exist at all.
@@ -114,5 +136,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/api/products", get(api::products))
         .route("/api/candles", get(api::candles))
+        .route("/api/audit", get(api::audit))
         .with_state(state)
 }

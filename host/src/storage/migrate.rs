@@ -36,6 +36,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/0003_components.up.sql"),
         down: include_str!("../../../migrations/0003_components.down.sql"),
     },
+    Migration {
+        version: 4,
+        name: "history",
+        up: include_str!("../../../migrations/0004_history.up.sql"),
+        down: include_str!("../../../migrations/0004_history.down.sql"),
+    },
 ];
 
 /// Any constant shared by every spot instance; "spot" in ASCII.

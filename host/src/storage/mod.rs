@@ -4,13 +4,16 @@
 //! - [`migrate`]: the SQL of `migrations/`, applied at start under an advisory lock;
 //! - [`writer`]: engine updates → coalesced, set-based upserts, retried through outages;
 //! - [`upsert`]: the statements the writer (and the benchmark) run;
-//! - [`restore`]: today's 1m candles → the component, before the feed starts;
-//! - [`history`]: candle history for `GET /api/candles`;
+//! - [`restore`]: the horizon's 1m candles → the component, before the feed starts;
+//! - [`candles`]: stored candles for `GET /api/candles` and the audit;
+//! - [`repairs`], [`coverage`]: the windows waiting for REST and what the
+//!   backfill covered, kept across restarts;
 //! - [`pairs`]: the `trading_pairs` table.
 
+pub mod candles;
 pub mod components;
+pub mod coverage;
 mod error;
-pub mod history;
 pub mod migrate;
 pub mod pairs;
 pub mod repairs;

@@ -1,9 +1,16 @@
-//! Restart recovery: before the feed starts, the 1-minute candles stored since
-//! the start of the current UTC day (the previous day too, shortly after
-//! midnight) are read back and given to the component as `restore` candles.
-//! The component rebuilds every rollup of the open buckets from them, and the
-//! last trade id of each minute lets it recognise the trades that the feed's
-//! first snapshot sends again. The feed's gap repair then fills the downtime.
+//! Restart recovery: before the feed starts, the 1-minute candles stored
+//! within the horizon (the current and the previous UTC day by default) are
+//! read back and given to the component as `restore` candles. The component
+//! rebuilds every rollup from them, and the last trade id of each minute lets
+//! it recognise the trades that the feed's first snapshot sends again. The gap
+//! repair then fills the downtime.
+//!
+//! A bucket that was open at the stop and is over by the start would stay
+//! open forever (the component reports a bucket complete once, when the clock
+//! passes its end, and the restore reports nothing): [`complete_the_open`]
+//! applies the last stored minute of each such bucket again, as a repair that
+//! keeps its trade id, so the component reports it and every bucket holding
+//! it with their completion now.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -32,17 +39,22 @@ pub struct Restored {
     pub candles: usize,
     /// Stored rows that are not valid candles (logged, skipped).
     pub skipped: usize,
+    /// Per product with stored minutes: what the backfill needs to know.
+    pub products: HashMap<String, RestoredProduct>,
 }
 
-/// Products read per query (bounds the rows held at once to ~72k).
+/// What the restore found of one product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestoredProduct {
+    /// Its earliest stored minute (unix s).
+    pub earliest: i64,
+    /// Some minute carried a last trade id: the component knows which of its
+    /// trades are counted, so a downtime shows as a jump.
+    pub has_trade_id: bool,
+}
+
+/// Products read per query (bounds the rows held at once to ~144k for two days).
 const PRODUCTS_PER_QUERY: usize = 50;
-
-/// The first minute to restore: the UTC day start of `now - lookback`, so a
-/// restart just after midnight still completes the previous day.
-pub fn restore_from(now_ms: i64, lookback: Duration) -> i64 {
-    let t = now_ms.div_euclid(1000) - lookback.as_secs() as i64;
-    Granularity::OneDay.bucket_start(t)
-}
 
 /// Read the 1m candles of `products` from `from` (unix s) and apply them.
 pub async fn restore(
@@ -81,7 +93,16 @@ pub async fn restore(
         let mut candles = Vec::with_capacity(rows.len());
         for row in &rows {
             match candle(row, &ids) {
-                Ok(c) => candles.push(c),
+                Ok(c) => {
+                    let product: &str = row.get(0);
+                    let p = restored.products.entry(product.to_string()).or_insert(RestoredProduct {
+                        earliest: c.start,
+                        has_trade_id: false,
+                    });
+                    p.earliest = p.earliest.min(c.start);
+                    p.has_trade_id |= c.last_trade_id.is_some();
+                    candles.push(c)
+                }
                 Err(e) => {
                     restored.skipped += 1;
                     tracing::warn!(error = %e, "skipping a stored 1m candle that cannot be restored");
@@ -94,6 +115,74 @@ pub async fn restore(
         }
     }
     Ok(restored)
+}
+
+/// Buckets stored as open whose end plus `grace` is before `now_ms`: apply
+/// the last stored minute of each again as a repair (keeping its trade id),
+/// so they end complete: stored, streamed and in the API. Returns how many
+/// minutes were applied.
+pub async fn complete_the_open(
+    pool: &Pool,
+    exchange: &str,
+    engine: &EngineHandle,
+    products: &[String],
+    from: i64,
+    now_ms: i64,
+    grace: Duration,
+) -> Result<usize, RestoreError> {
+    let ids: HashMap<&str, u32> = products
+        .iter()
+        .map(String::as_str)
+        .zip(engine.register_products(products).await?)
+        .collect();
+    let seconds = Granularity::ALL
+        .iter()
+        .map(|g| format!("WHEN '{}' THEN {}", g.name(), g.seconds()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let client = pool.get().await.map_err(StorageError::from)?;
+    let rows = client
+        .query(
+            &format!(
+                r#"SELECT DISTINCT ON (m.product_id, m."timestamp")
+                          m.product_id, extract(epoch FROM m."timestamp")::int8, m.open::text, m.high::text,
+                          m.low::text, m.close::text, m.volume::text, m.trades, m.last_trade_id, m.complete
+                   FROM live_candles b
+                   CROSS JOIN LATERAL (SELECT CASE b.granularity::text {seconds} END AS seconds) d
+                   JOIN LATERAL (
+                       SELECT * FROM live_candles m
+                       WHERE m.exchange = b.exchange AND m.product_id = b.product_id
+                         AND m.granularity = 'ONE_MINUTE'
+                         AND m."timestamp" >= b."timestamp"
+                         AND m."timestamp" < b."timestamp" + make_interval(secs => d.seconds)
+                       ORDER BY m."timestamp" DESC LIMIT 1) m ON true
+                   WHERE b.exchange = $1 AND b.product_id = ANY($2) AND NOT b.complete
+                     AND b."timestamp" >= to_timestamp($3::int8)
+                     AND extract(epoch FROM b."timestamp")::int8 + d.seconds + $4::int8 <= $5::int8
+                   ORDER BY m.product_id, m."timestamp""#
+            ),
+            &[
+                &exchange,
+                &products,
+                &from,
+                &(grace.as_secs_f64().ceil() as i64),
+                &now_ms.div_euclid(1000),
+            ],
+        )
+        .await
+        .map_err(StorageError::from)?;
+    let mut minutes = Vec::with_capacity(rows.len());
+    for row in &rows {
+        match candle(row, &ids) {
+            Ok(c) => minutes.push(c),
+            Err(e) => tracing::warn!(error = %e, "skipping a stored 1m candle that cannot be completed"),
+        }
+    }
+    let n = minutes.len();
+    if n > 0 {
+        engine.apply_candles(minutes, CandleSource::Repair).await?;
+    }
+    Ok(n)
 }
 
 fn candle(row: &tokio_postgres::Row, ids: &HashMap<&str, u32>) -> Result<Candle, StorageError> {
@@ -123,19 +212,5 @@ fn candle(row: &tokio_postgres::Row, ids: &HashMap<&str, u32>) -> Result<Candle,
         Ok(candle)
     } else {
         Err(bad("not a well-formed candle"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn restore_starts_at_the_utc_day_of_now_minus_lookback() {
-        let day = 1_704_499_200; // 2024-01-06T00:00:00Z
-        let hour = Duration::from_secs(3600);
-        assert_eq!(restore_from((day + 5 * 3600) * 1000, hour), day);
-        assert_eq!(restore_from((day + 1800) * 1000, hour), day - 86_400);
-        assert_eq!(restore_from((day + 3600) * 1000, hour), day);
     }
 }

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use spot_fake_coinbase::Fake;
-use spot_host::feed::{FeedConfig, RepairConfig};
+use spot_host::feed::FeedConfig;
+use spot_host::history::RepairConfig;
 use spot_wire::Granularity;
 
 /// Poll a counter-based condition (the feed publishes counters, not events).
@@ -29,7 +30,9 @@ pub async fn fake_and_database(products: &[String]) -> (Fake, spot_testkit::pg::
 }
 
 /// The server's environment for `pg` and `fake` (products discovered over
-/// the fake's REST), with the default component.
+/// the fake's REST), with the default component. The fake answers REST on
+/// loopback, so the budget is wide (the backfill of a test's products then
+/// takes a moment, not a minute).
 pub fn server_env(pg: &spot_testkit::pg::Cluster, fake: &Fake) -> Vec<(&'static str, String)> {
     vec![
         ("DATABASE_URL", pg.url("postgres")),
@@ -39,6 +42,7 @@ pub fn server_env(pg: &spot_testkit::pg::Cluster, fake: &Fake) -> Vec<(&'static 
         ),
         ("COINBASE_WS_URL", fake.ws_url()),
         ("COINBASE_REST_URL", fake.rest_url()),
+        ("COINBASE_REST_RATE", "200".into()),
     ]
 }
 
@@ -54,23 +58,37 @@ pub fn past_minute(minutes_ago: i64) -> i64 {
     (now - now.rem_euclid(60_000)) - minutes_ago * 60_000
 }
 
-/// Feed settings for tests: quick backoff and watchdog, repairs as soon as a
-/// minute is over.
+/// Feed settings for tests: quick backoff and watchdog.
 pub fn feed_config(fake: &Fake) -> FeedConfig {
     FeedConfig {
         ws_url: fake.ws_url(),
-        rest_url: fake.rest_url(),
         watchdog: Duration::from_secs(2),
         backoff_base: Duration::from_millis(20),
         backoff_cap: Duration::from_millis(200),
-        repair: RepairConfig {
-            settle: Duration::ZERO,
-            backoff_base: Duration::from_millis(50),
-            backoff_cap: Duration::from_millis(200),
-            ..RepairConfig::default()
-        },
         ..FeedConfig::default()
     }
+}
+
+/// Repair settings for tests: repairs as soon as a minute is over, quick retries.
+pub fn repair_config() -> RepairConfig {
+    RepairConfig {
+        settle: Duration::ZERO,
+        backoff_base: Duration::from_millis(50),
+        backoff_cap: Duration::from_millis(200),
+        ..RepairConfig::default()
+    }
+}
+
+/// Wait until `server` is fully up: every feed connection subscribed, and the
+/// backfill done (the tests' trades then land on a settled history: a backfill
+/// request answered between two trades of one minute would seal it between them).
+pub async fn wait_up(server: &spot_host::server::Server) {
+    let feed = server.feed_stats().expect("feed").clone();
+    let history = server.history_stats().expect("history").clone();
+    wait_until("the feed is up and the backfill done", Duration::from_secs(60), || {
+        feed.all_started() && history.backfill.finished()
+    })
+    .await;
 }
 
 /// Wait until the stored rows of every granularity equal the fake's log.
@@ -99,7 +117,7 @@ pub async fn stored_differences(pool: &deadpool_postgres::Pool, fake: &Fake, pro
     for p in products {
         for g in Granularity::ALL {
             let want = fake.candles(p, g.seconds());
-            let have = spot_host::storage::history::candles(pool, "coinbase", p, g, 0, 4_000_000_000, 10_000)
+            let have = spot_host::storage::candles::candles(pool, "coinbase", p, g, 0, 4_000_000_000, 10_000)
                 .await
                 .expect("history");
             let same = want.len() == have.len()

@@ -1,4 +1,8 @@
-//! Candle history for `GET /api/candles`.
+//! Stored candles as `GET /api/candles` and the audit read them.
+//!
+//! A stored bucket is only reported complete when no pending window (a gap
+//! being repaired, a backfill piece) overlaps it: until then it may still be
+//! partial, whatever the component said when it closed it.
 
 use deadpool_postgres::Pool;
 use serde::Serialize;
@@ -18,6 +22,7 @@ pub struct StoredCandle {
     pub close: String,
     pub volume: String,
     pub trades: i32,
+    /// Over, and nothing pending for any of its minutes.
     pub complete: bool,
 }
 
@@ -37,7 +42,12 @@ pub async fn candles(
         .prepare_cached(
             r#"SELECT extract(epoch FROM "timestamp")::int8, open::text, high::text, low::text,
                       close::text, volume::text, trades, complete
-               FROM live_candles
+                      AND NOT EXISTS (
+                          SELECT 1 FROM pending_repairs r
+                          WHERE r.exchange = c.exchange AND r.product_id = c.product_id
+                            AND r.from_minute < c."timestamp" + make_interval(secs => $7::int8::float8)
+                            AND r.to_minute >= c."timestamp")
+               FROM live_candles c
                WHERE exchange = $1 AND product_id = $2 AND granularity = $3::text::granularity
                  AND "timestamp" >= to_timestamp($4::int8) AND "timestamp" <= to_timestamp($5::int8)
                ORDER BY "timestamp" LIMIT $6"#,
@@ -46,7 +56,15 @@ pub async fn candles(
     Ok(client
         .query(
             &statement,
-            &[&exchange, &product, &granularity.name(), &from, &to, &limit],
+            &[
+                &exchange,
+                &product,
+                &granularity.name(),
+                &from,
+                &to,
+                &limit,
+                &granularity.seconds(),
+            ],
         )
         .await?
         .iter()

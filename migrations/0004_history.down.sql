@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS history_coverage;
+ALTER TABLE pending_repairs DROP COLUMN IF EXISTS kind;
