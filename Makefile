@@ -9,7 +9,7 @@ COMPONENT_PATH ?= $(COMPONENT_DIR)/spot_guest.wasm
 TEST_COMPONENTS := spot-test-misbehave spot-test-wrong-contract spot-test-foreign-import \
 	spot-test-bad-output spot-test-ingest-floor spot-test-hostile-element
 
-.PHONY: run demo build test components toolchain browser-deps bench lint fmt clean
+.PHONY: run demo build test components toolchain browser-deps test-deps bench lint fmt clean
 
 DEV_PG_DIR ?= data/postgres
 DEV_PG_PORT ?= 5433
@@ -48,8 +48,9 @@ demo: build
 		COINBASE_WS_URL=ws://127.0.0.1:8701 COINBASE_REST_URL=http://127.0.0.1:8702 \
 		./target/release/spot-server
 
-## Build everything and run every test (the browser test needs browser-deps).
-test: components browser-deps
+## Build everything and run every test (the browser test needs browser-deps,
+## the history tests test-deps).
+test: components browser-deps test-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) test --workspace --exclude spot-guest $(addprefix --exclude ,$(TEST_COMPONENTS))
 
@@ -68,6 +69,13 @@ browser-deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 	@test -d host/tests/browser/node_modules/playwright-core || \
 		(cd host/tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+
+## What the history tests (host/tests/history.rs) fake the wall clock of the
+## server process with: Debian's libfaketime (installed with apt when missing).
+LIBFAKETIME := /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
+test-deps:
+	@test -e $(LIBFAKETIME) || { echo "installing Debian's faketime"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends faketime >/dev/null; }
 
 ## The default component, the example component and the misbehaving test components.
 components: toolchain

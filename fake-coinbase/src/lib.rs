@@ -177,6 +177,9 @@ pub(crate) struct Shared {
     stats: FakeStats,
     /// Statuses the next candle requests answer with (429, 401, 500...).
     rest_faults: Mutex<std::collections::VecDeque<u16>>,
+    /// Volume added to one REST candle (product, granularity s, start s): the
+    /// exchange's rollup disagrees with its own minutes.
+    skews: Mutex<std::collections::HashMap<(String, i64, i64), spot_wire::Fixed>>,
     started: Instant,
 }
 
@@ -214,6 +217,7 @@ impl Fake {
             events,
             stats: FakeStats::default(),
             rest_faults: Mutex::new(Default::default()),
+            skews: Mutex::new(Default::default()),
             started: Instant::now(),
         });
         let ws_listener = tokio::net::TcpListener::bind(ws).await?;
@@ -273,6 +277,30 @@ impl Fake {
         if !sent.is_empty() {
             let _ = self.shared.events.send(Event::Trades(Arc::new(sent)));
         }
+    }
+
+    /// Trades of `product` before anyone listened: about one every `every_ms`
+    /// from `from_ms` to `to_ms` (the snapshot holds the newest of them, REST
+    /// all of them). Returns how many.
+    pub fn history(&self, product: &str, from_ms: i64, to_ms: i64, every_ms: i64) -> usize {
+        self.shared.market().history(product, from_ms, to_ms, every_ms)
+    }
+
+    /// Change a sent trade's size in the exchange's record (REST), with no
+    /// trade-id gap: a divergence only a comparison with REST can find.
+    pub fn amend(&self, product: &str, trade_id: u64, size: spot_wire::Fixed) -> bool {
+        self.shared.market().amend(product, trade_id, size)
+    }
+
+    /// The REST candle of `product` at `granularity_seconds` starting at
+    /// `start` (unix s) reports `extra` more volume than its trades: a rollup
+    /// of the exchange's that its own minutes do not add up to.
+    pub fn skew_candle(&self, product: &str, granularity_seconds: i64, start: i64, extra: spot_wire::Fixed) {
+        self.shared
+            .skews
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((product.to_string(), granularity_seconds, start), extra);
     }
 
     /// The next `n` trades of `product` are logged (REST sees them) but never

@@ -1,7 +1,9 @@
 //! `fake-coinbase`: the fake market-data service on fixed ports, with a
 //! synthetic market on the wall clock, for the offline demo.
 //!
-//! `fake-coinbase [--ws ADDR] [--rest ADDR] [--products N] [--rate TRADES_PER_S]`
+//! `fake-coinbase [--ws ADDR] [--rest ADDR] [--products N] [--rate TRADES_PER_S]
+//! [--history-hours H]`: with a history, every product has traded for the
+//! last H hours (about every `products / rate` seconds) before it starts.
 
 use std::net::SocketAddr;
 
@@ -22,6 +24,7 @@ async fn main() -> anyhow::Result<()> {
     let mut rest: SocketAddr = "127.0.0.1:8702".parse()?;
     let mut products = 5usize;
     let mut rate = 20u64;
+    let mut history_hours = 30i64;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().with_context(|| format!("{a} needs a value"));
@@ -30,8 +33,11 @@ async fn main() -> anyhow::Result<()> {
             "--rest" => rest = value()?.parse().context("--rest")?,
             "--products" => products = value()?.parse().context("--products")?,
             "--rate" => rate = value()?.parse().context("--rate")?,
+            "--history-hours" => history_hours = value()?.parse().context("--history-hours")?,
             "-h" | "--help" => {
-                println!("fake-coinbase [--ws 127.0.0.1:8701] [--rest 127.0.0.1:8702] [--products 5] [--rate 20]");
+                println!(
+                    "fake-coinbase [--ws 127.0.0.1:8701] [--rest 127.0.0.1:8702] [--products 5] [--rate 20] [--history-hours 30]"
+                );
                 return Ok(());
             }
             other => anyhow::bail!("unknown argument {other}"),
@@ -53,6 +59,17 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("starting the fake")?;
+    if history_hours > 0 {
+        let now = spot_fake_coinbase::now_ms();
+        // The live rate spread over the products, but no busier than one
+        // trade per product every 10 s (a day of history stays small).
+        let every = (1000 * products.max(1) as i64 / rate.max(1) as i64).max(10_000);
+        let made: usize = names
+            .iter()
+            .map(|p| fake.history(p, now - history_hours * 3_600_000, now, every))
+            .sum();
+        tracing::info!(hours = history_hours, trades = made, "history made");
+    }
     let _market = fake.run_market(rate);
     tracing::info!(ws = %fake.ws_url(), rest = %fake.rest_url(), products = ?names, rate, "fake Coinbase running");
     // Ctrl-C, or SIGTERM from a container runtime: as PID 1 in a container the

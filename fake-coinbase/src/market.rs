@@ -179,6 +179,43 @@ impl Market {
         t
     }
 
+    /// A past for `product`: trades from `from_ms` to `to_ms` (exclusive),
+    /// about one every `every_ms` (at a random point of each interval), with
+    /// consecutive ids, as if the exchange had traded before anyone listened.
+    /// Returns how many were made.
+    pub fn history(&mut self, product: &str, from_ms: i64, to_ms: i64, every_ms: i64) -> usize {
+        let i = self.book(product);
+        let every = every_ms.max(1);
+        let mut n = 0;
+        let mut slot = from_ms;
+        while slot < to_ms {
+            let t = slot + self.next(every as u64) as i64;
+            if t < to_ms {
+                self.trade_of(i, t * 1000);
+                n += 1;
+            }
+            slot += every;
+        }
+        n
+    }
+
+    /// Change the size of a logged trade after it was sent: the exchange's
+    /// record (REST) then differs from what the WebSocket carried, with no
+    /// trade-id gap anywhere (a late correction). False when not logged.
+    pub fn amend(&mut self, product: &str, trade_id: u64, size: Fixed) -> bool {
+        match self
+            .log
+            .iter_mut()
+            .find(|t| &*t.product == product && t.trade_id == trade_id)
+        {
+            Some(t) => {
+                t.size = size;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// `n` trades at `time_ms` over randomly chosen products.
     pub fn random_trades(&mut self, n: usize, time_ms: i64) -> Vec<FakeTrade> {
         self.random_trades_us(n, time_ms * 1000)
@@ -292,6 +329,25 @@ mod tests {
         let hour = m.candles("A-USD", 3600);
         assert_eq!(hour.len(), 1);
         assert_eq!(hour[0].high, a.price.max(b.price).max(c.price));
+    }
+
+    #[test]
+    fn history_is_spread_over_its_span_with_consecutive_ids_and_can_be_amended() {
+        let mut m = Market::new(&["A-USD".into()], 3);
+        let n = m.history("A-USD", 0, 3_600_000, 60_000);
+        assert_eq!(n, 60);
+        let log = m.log();
+        assert!(
+            log.windows(2)
+                .all(|w| w[1].trade_id == w[0].trade_id + 1 && w[1].time_us > w[0].time_us)
+        );
+        assert!(log.iter().all(|t| (0..3_600_000_000).contains(&t.time_us)));
+        assert_eq!(m.candles("A-USD", 60).len(), 60, "one trade in every minute");
+        let id = log[10].trade_id;
+        let before = m.candles("A-USD", 3600)[0].volume;
+        assert!(m.amend("A-USD", id, Fixed::from_int(1000)));
+        assert_ne!(m.candles("A-USD", 3600)[0].volume, before);
+        assert!(!m.amend("A-USD", 1, Fixed::from_int(1)));
     }
 
     #[test]

@@ -139,7 +139,15 @@ async fn candles(
         return problem(StatusCode::NOT_FOUND, "NOT_FOUND", "product not found");
     }
     let limit = num("limit").unwrap_or(350).clamp(1, 350) as usize;
-    let all = shared.market().candles(&id, seconds);
+    let mut all = shared.market().candles(&id, seconds);
+    {
+        let skews = shared.skews.lock().unwrap_or_else(|p| p.into_inner());
+        for c in all.iter_mut() {
+            if let Some(extra) = skews.get(&(id.clone(), seconds, c.start)) {
+                c.volume = c.volume.saturating_add(*extra);
+            }
+        }
+    }
     // Newest first; empty buckets omitted; `end` inclusive.
     let list: Vec<Value> = all
         .iter()

@@ -8,127 +8,13 @@ mod common;
 
 use common::fake::{past_minute, stored_differences, wait_until};
 use common::http::{Sse, attr, get, sse};
+use common::process::{spawn, until_log};
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use spot_fake_coinbase::{Fake, Fault};
 use spot_wire::Granularity;
-use tokio::io::AsyncBufReadExt;
-use tokio::sync::mpsc;
-
-/// A running `spot-server` and the JSON log lines it wrote.
-struct Process {
-    child: tokio::process::Child,
-    addr: SocketAddr,
-    logs: mpsc::UnboundedReceiver<serde_json::Value>,
-    /// Every stdout line, kept for the failure message.
-    seen: Arc<Mutex<Vec<String>>>,
-    /// The start-up summary line.
-    started: serde_json::Value,
-}
-
-/// Start the binary with exactly `env` (plus JSON logs) and wait for its
-/// start-up line, which names the address it bound (`PORT=0`).
-async fn spawn(env: &[(&str, String)]) -> Process {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_spot-server"))
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("PORT", "0")
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn spot-server");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, mut logs) = mpsc::unbounded_channel();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let keep = seen.clone();
-    tokio::spawn(async move {
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            keep.lock().unwrap().push(line.clone());
-            let json: serde_json::Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("LOG_FORMAT=json wrote a non-JSON line ({e}): {line}"));
-            let _ = tx.send(json);
-        }
-    });
-    let started = until_log(&mut logs, &seen, "spot-server started").await;
-    let port: u16 = started["addr"]
-        .as_str()
-        .and_then(|a| a.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no addr in {started}"));
-    Process {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        logs,
-        seen,
-        started,
-    }
-}
-
-/// The next log line whose message starts with `message` (60 s at most).
-async fn until_log(
-    logs: &mut mpsc::UnboundedReceiver<serde_json::Value>,
-    seen: &Mutex<Vec<String>>,
-    message: &str,
-) -> serde_json::Value {
-    let found = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = logs.recv().await {
-            assert!(line["level"].is_string(), "a log line without a level: {line}");
-            assert!(
-                line["severity"].is_string(),
-                "a log line without Cloud Logging's severity: {line}"
-            );
-            if line["message"].as_str().is_some_and(|m| m.starts_with(message)) {
-                return Some(line);
-            }
-        }
-        None
-    })
-    .await;
-    match found {
-        Ok(Some(line)) => line,
-        _ => panic!(
-            "no {message:?} log line; stdout was:\n{}",
-            seen.lock().unwrap().join("\n")
-        ),
-    }
-}
-
-impl Process {
-    /// SIGTERM, then the exit status and how long the exit took.
-    async fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
-        let pid = self.child.id().expect("pid").to_string();
-        let sent = Instant::now();
-        let kill = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(kill.success());
-        // Cloud Run kills 10 s after SIGTERM.
-        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .expect("spot-server still running 10 s after SIGTERM")
-            .expect("wait");
-        (status, sent.elapsed())
-    }
-
-    /// The value of a counter or gauge in `/metrics` (0 when absent).
-    async fn metric(&self, name: &str) -> f64 {
-        let body = get(self.addr, "/metrics").await.body;
-        body.lines()
-            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-}
 
 /// The subscription of every product at every granularity.
 fn stream_path(products: &[String]) -> String {

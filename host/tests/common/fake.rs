@@ -113,11 +113,25 @@ pub async fn stored_equal_log(server: &spot_host::server::Server, fake: &Fake, p
 /// Where the stored rows differ from the candles computed from the fake's
 /// full trade log, one line per (product, granularity); empty when equal.
 pub async fn stored_differences(pool: &deadpool_postgres::Pool, fake: &Fake, products: &[String]) -> Vec<String> {
+    stored_differences_from(pool, fake, products, 0).await
+}
+
+/// [`stored_differences`] for the buckets starting at `from` (unix s) or later.
+pub async fn stored_differences_from(
+    pool: &deadpool_postgres::Pool,
+    fake: &Fake,
+    products: &[String],
+    from: i64,
+) -> Vec<String> {
     let mut diff = Vec::new();
     for p in products {
         for g in Granularity::ALL {
-            let want = fake.candles(p, g.seconds());
-            let have = spot_host::storage::candles::candles(pool, "coinbase", p, g, 0, 4_000_000_000, 10_000)
+            let want: Vec<_> = fake
+                .candles(p, g.seconds())
+                .into_iter()
+                .filter(|c| c.start >= from)
+                .collect();
+            let have = spot_host::storage::candles::candles(pool, "coinbase", p, g, from, 4_000_000_000, 10_000)
                 .await
                 .expect("history");
             let same = want.len() == have.len()

@@ -4,6 +4,7 @@
 
 pub mod fake;
 pub mod http;
+pub mod process;
 
 use std::path::PathBuf;
 use std::sync::Arc;

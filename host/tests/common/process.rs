@@ -1,0 +1,148 @@
+//! The real `spot-server` process, as an operator runs it: configured by
+//! environment, JSON logs read line by line, stopped by its PID; optionally
+//! with its wall clock moved (libfaketime) to a chosen time of day.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::mpsc;
+
+use super::http::get;
+
+/// A running `spot-server` and the JSON log lines it wrote.
+pub struct Process {
+    pub child: tokio::process::Child,
+    pub addr: SocketAddr,
+    pub logs: mpsc::UnboundedReceiver<serde_json::Value>,
+    /// Every stdout line, kept for the failure message.
+    pub seen: Arc<Mutex<Vec<String>>>,
+    /// The start-up summary line.
+    pub started: serde_json::Value,
+}
+
+/// Start the binary with exactly `env` (plus JSON logs) and wait for its
+/// start-up line, which names the address it bound (`PORT=0`).
+pub async fn spawn(env: &[(&str, String)]) -> Process {
+    spawn_at(env, None).await
+}
+
+/// Debian's libfaketime (package `faketime`).
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+/// [`spawn`] with the process's wall clock `offset_s` seconds from the real
+/// one (libfaketime; the monotonic clock, which timers use, is left alone).
+pub async fn spawn_at(env: &[(&str, String)], offset_s: Option<i64>) -> Process {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_spot-server"));
+    command.env_clear().envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    if let Some(offset) = offset_s {
+        assert!(
+            std::path::Path::new(LIBFAKETIME).exists(),
+            "{LIBFAKETIME} is missing: `apt-get install faketime` (make test installs it)"
+        );
+        command
+            .env("LD_PRELOAD", LIBFAKETIME)
+            .env("FAKETIME", format!("{offset:+}"))
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    }
+    let mut child = command
+        .env("PORT", "0")
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn spot-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, mut logs) = mpsc::unbounded_channel();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            keep.lock().unwrap().push(line.clone());
+            let json: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("LOG_FORMAT=json wrote a non-JSON line ({e}): {line}"));
+            let _ = tx.send(json);
+        }
+    });
+    let started = until_log(&mut logs, &seen, "spot-server started").await;
+    let port: u16 = started["addr"]
+        .as_str()
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no addr in {started}"));
+    Process {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        logs,
+        seen,
+        started,
+    }
+}
+
+/// The next log line whose message starts with `message` (60 s at most).
+pub async fn until_log(
+    logs: &mut mpsc::UnboundedReceiver<serde_json::Value>,
+    seen: &Mutex<Vec<String>>,
+    message: &str,
+) -> serde_json::Value {
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = logs.recv().await {
+            assert!(line["level"].is_string(), "a log line without a level: {line}");
+            assert!(
+                line["severity"].is_string(),
+                "a log line without Cloud Logging's severity: {line}"
+            );
+            if line["message"].as_str().is_some_and(|m| m.starts_with(message)) {
+                return Some(line);
+            }
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(line)) => line,
+        _ => panic!(
+            "no {message:?} log line; stdout was:\n{}",
+            seen.lock().unwrap().join("\n")
+        ),
+    }
+}
+
+impl Process {
+    /// The next log line whose message starts with `message`.
+    pub async fn until_log(&mut self, message: &str) -> serde_json::Value {
+        until_log(&mut self.logs, &self.seen, message).await
+    }
+
+    /// SIGTERM, then the exit status and how long the exit took.
+    pub async fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
+        let pid = self.child.id().expect("pid").to_string();
+        let sent = Instant::now();
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(kill.success());
+        // Cloud Run kills 10 s after SIGTERM.
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("spot-server still running 10 s after SIGTERM")
+            .expect("wait");
+        (status, sent.elapsed())
+    }
+
+    /// The value of a counter or gauge in `/metrics` (0 when absent).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let body = get(self.addr, "/metrics").await.body;
+        body.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
