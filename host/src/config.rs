@@ -104,10 +104,10 @@ impl Config {
             });
         }
         let history_days = number(&get, "HISTORY_DAYS", 2)?;
-        if !(1..=crate::history::horizon::MAX_DAYS as usize).contains(&history_days) {
+        if !(1..=crate::horizon::MAX_DAYS as usize).contains(&history_days) {
             return Err(ConfigError::Invalid {
                 var: "HISTORY_DAYS",
-                reason: format!("must be from 1 to {}", crate::history::horizon::MAX_DAYS),
+                reason: format!("must be from 1 to {}", crate::horizon::MAX_DAYS),
             });
         }
         let rest_rate = match get("COINBASE_REST_RATE") {

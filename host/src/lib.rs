@@ -13,6 +13,7 @@ pub mod engine;
 pub mod feed;
 pub mod histogram;
 pub mod history;
+pub mod horizon;
 pub mod http;
 pub mod hub;
 pub mod logs;

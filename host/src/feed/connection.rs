@@ -24,11 +24,11 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message, protocol::WebSocketConfig};
 use tracing::Instrument;
 
+use super::LiveFrom;
 use super::message::{self, Frame};
 use super::stats::{ConnState, ConnStats, FeedStats, add, bump};
 use super::{FeedConfig, Shared};
 use crate::engine::EngineError;
-use crate::history::LiveFrom;
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]

@@ -28,7 +28,7 @@ use pacer::Pacer;
 pub use stats::{ConnState, FeedStats};
 
 use crate::engine::{EngineError, EngineHandle};
-use crate::history::{Horizon, LiveFrom};
+use crate::horizon::Horizon;
 use crate::rest::{Rest, RestError};
 
 /// Where the feed connects and how it behaves.
@@ -74,6 +74,19 @@ impl Default for FeedConfig {
             horizon: Horizon::new(2, Duration::from_secs(5)),
         }
     }
+}
+
+/// Where a product's live trades begin in this process, as the feed saw it
+/// (told once per product, to [`crate::history`]'s backfill).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveFrom {
+    /// The engine's product id.
+    pub product: u32,
+    /// A minute start (unix s): every trade after it reached the engine.
+    pub minute: i64,
+    /// Trades of that minute before the first one seen may never have been
+    /// sent: it is repaired once it is over.
+    pub partial: bool,
 }
 
 /// What the connections share.

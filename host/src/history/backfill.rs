@@ -25,21 +25,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::repair::Context;
 use super::windows::pieces;
+use crate::feed::LiveFrom;
 use crate::storage::coverage::{CoverageLog, Covered, Plan};
 use crate::storage::repairs::{PendingRepair, WindowKind};
 use crate::storage::restore::RestoredProduct;
-
-/// Where a product's live trades begin in this process, as the feed saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LiveFrom {
-    /// The engine's product id.
-    pub product: u32,
-    /// A minute start (unix s): every trade after it reached the engine.
-    pub minute: i64,
-    /// Trades of that minute before the first one seen may never have been
-    /// sent: it is repaired once it is over.
-    pub partial: bool,
-}
 
 /// What one product needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,6 @@
 //! History that matches the exchange's over the whole horizon: the minutes
 //! fetched from REST and given to the engine as authoritative candles.
 //!
-//! - [`horizon`]: the UTC days kept (`HISTORY_DAYS`), and where they start;
 //! - `windows`: the minutes waiting (gap windows, backfill pieces);
 //! - `repair`: gaps the component reports → REST → the engine, and the
 //!   backfill's pieces, gaps first;
@@ -15,7 +14,6 @@
 
 pub mod audit;
 pub mod backfill;
-pub mod horizon;
 mod repair;
 pub mod stats;
 mod windows;
@@ -27,12 +25,12 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use tokio::sync::{mpsc, watch};
 
 pub use audit::AuditConfig;
-pub use backfill::LiveFrom;
-pub use horizon::Horizon;
 pub use repair::RepairConfig;
 pub use stats::HistoryStats;
 
 use crate::engine::{EngineError, EngineHandle};
+use crate::feed::LiveFrom;
+use crate::horizon::Horizon;
 use crate::rest::Rest;
 use crate::storage::StorageError;
 use crate::storage::coverage::CoverageLog;

@@ -21,10 +21,10 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
 
-use super::horizon::Horizon;
 use super::stats::HistoryStats;
 use super::windows::{Backlog, Pending};
 use crate::engine::{CandleSource, EngineHandle, EngineOutput, Products};
+use crate::horizon::Horizon;
 use crate::rest::{Priority, Rest, RestError};
 use crate::storage::repairs::{RepairLog, WindowKind};
 
