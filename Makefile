@@ -85,14 +85,17 @@ components: toolchain
 
 ## Benchmarks: engine (component vs native, render, swap pause, day import),
 ## storage (the writer vs one upsert per row and raw UNNEST), SSE fan-out,
-## feed parse throughput (vs a generic JSON parse), and the whole pipeline
-## under load (fake Coinbase → server → 1,000 SSE clients, increasing rates).
-bench: components
+## feed parse throughput (vs a generic JSON parse), the whole pipeline
+## under load (fake Coinbase → server → 1,000 SSE clients, increasing rates),
+## and history (two days held: restore and RSS; the backfill of 900 products
+## x a day at the default REST rate against its bound).
+bench: components test-deps
 	$(CARGO) bench -p spot-host --bench engine
 	$(CARGO) bench -p spot-host --bench storage
 	$(CARGO) bench -p spot-host --bench fanout -- 1000 10000
 	$(CARGO) bench -p spot-host --bench feed
 	$(CARGO) bench -p spot-host --bench pipeline
+	$(CARGO) bench -p spot-host --bench history
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -144,6 +144,7 @@ impl Server {
         let hub_task = hub.attach(&handle).await?;
         let now = crate::engine::now_ms();
         let from = horizon.start(now);
+        let restoring = std::time::Instant::now();
         let restored = restore::restore(&pool, &exchange, &handle, &products, from).await?;
         let completed =
             restore::complete_the_open(&pool, &exchange, &handle, &products, from, now, options.engine.grace).await?;
@@ -154,6 +155,9 @@ impl Server {
             completed_now = completed,
             from,
             days = horizon.days(),
+            took_ms = restoring.elapsed().as_millis() as u64,
+            read_ms = restored.read.as_millis() as u64,
+            component_ms = restored.applied.as_millis() as u64,
             "restored the horizon"
         );
 

@@ -454,3 +454,55 @@ async fn a_restored_day_is_not_reported_again_as_newly_complete() {
     assert_eq!(engine_state(&h).await.products[0].minutes.len(), 60);
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_past_the_default_hostcall_limit_exports_and_imports() {
+    use spot_host::engine::instance::Instance;
+    use spot_host::engine::{Limits, Settings};
+    use spot_wire::state::{MinuteState, ProductState, State};
+    // 1.2 M minutes (~140 MB packed): more than wasmtime lets one call hand
+    // the host by default (128 MiB), less than the component may hold.
+    let sandbox = Sandbox::new(Limits::default()).expect("sandbox");
+    let loaded = Loader::new(sandbox.clone(), None)
+        .load_file(&component_path("spot_guest"))
+        .expect("load");
+    let products = (0..500u32)
+        .map(|p| ProductState {
+            id: p,
+            name: format!("P{p}-USD"),
+            counted: vec![(1, 2_400)],
+            top_time_ms: T0,
+            minutes: (0..2_400i64)
+                .map(|m| MinuteState {
+                    start: T0 / 1000 - 86_400 + m * 60,
+                    open: Fixed::from_int(100),
+                    high: Fixed::from_int(101 + m % 7),
+                    low: Fixed::from_int(99),
+                    close: Fixed::from_int(100 + m % 2),
+                    volume: Fixed::from_int(3),
+                    open_id: m as u64 + 1,
+                    close_id: m as u64 + 1,
+                    floor_id: 0,
+                    trades: 1,
+                    sealed: false,
+                })
+                .collect(),
+        })
+        .collect();
+    let state = State {
+        now_ms: T0,
+        products,
+        extensions: Vec::new(),
+    }
+    .encode();
+    assert!(state.len() > 128 << 20, "{} bytes", state.len());
+    let mut inst = Instance::new(&sandbox, &loaded).expect("instance");
+    inst.configure(Settings {
+        grace_ms: 5_000,
+        retention_ms: 86_400_000,
+    })
+    .expect("configure");
+    inst.import_state(&state).expect("import");
+    let exported = inst.export_state().expect("export");
+    assert!(exported == state, "the exported state differs from the imported one");
+}

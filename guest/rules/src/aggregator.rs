@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use spot_wire::state::{MinuteState, ProductState, State};
+use spot_wire::WireError;
+use spot_wire::state::{MinuteState, ProductHead, ProductState, State, StateDecoder, StateEncoder};
 use spot_wire::{Candle, Gap, Granularity, Outcome, OutcomeSink, Trade};
 
 use crate::book::Book;
@@ -219,6 +220,11 @@ impl Aggregator {
             let product = run[0].product;
             let book = self.books.entry(product).or_default();
             dirty.clear();
+            // A restore brings whole days of a product: room for them at once
+            // (the minutes grow by an eighth otherwise, copying each time).
+            if run.len() > REBUILD_ABOVE {
+                book.minutes.reserve_exact(run.len());
+            }
             for c in run {
                 if !c.is_well_formed() || c.start < retained_from {
                     out.count_ignored();
@@ -306,27 +312,25 @@ impl Aggregator {
                     name: b.name.clone(),
                     counted: b.ids.ranges().to_vec(),
                     top_time_ms: b.ids.top_time_ms(),
-                    minutes: b
-                        .minutes
-                        .iter()
-                        .map(|(start, m)| MinuteState {
-                            start: *start,
-                            open: m.ohlcv.open,
-                            high: m.ohlcv.high,
-                            low: m.ohlcv.low,
-                            close: m.ohlcv.close,
-                            volume: m.ohlcv.volume,
-                            open_id: m.open_id,
-                            close_id: m.close_id,
-                            floor_id: m.floor_id,
-                            trades: m.ohlcv.trades,
-                            sealed: m.sealed,
-                        })
-                        .collect(),
+                    minutes: b.minutes.iter().map(|(start, m)| minute_state(*start, m)).collect(),
                 })
                 .collect(),
             extensions: Vec::new(),
         }
+    }
+
+    /// The canonical state, packed as the books are walked: the same bytes as
+    /// `export().encode()` without holding the state twice.
+    pub fn export_encoded(&self) -> Vec<u8> {
+        let minutes = self.books.values().map(|b| b.minutes.len()).sum();
+        let mut e = StateEncoder::new(self.now_ms, self.books.len(), minutes);
+        for (&id, b) in &self.books {
+            e.product(id, &b.name, b.ids.ranges(), b.ids.top_time_ms(), b.minutes.len());
+            for (start, m) in b.minutes.iter() {
+                e.minute(&minute_state(*start, m));
+            }
+        }
+        e.finish(&[])
     }
 
     /// Replace everything but the settings with `state`.
@@ -334,37 +338,35 @@ impl Aggregator {
         self.now_ms = state.now_ms;
         self.books.clear();
         for p in state.products {
-            let mut book = Book::new(p.name);
-            book.ids = TradeIds::from_ranges(p.counted, p.top_time_ms);
-            let mut minutes = p.minutes;
-            minutes.sort_by_key(|m| m.start);
-            minutes.dedup_by_key(|m| m.start);
-            for m in minutes {
-                let last = if m.sealed { None } else { Some(m.close_id) };
-                book.minutes.push_last(
-                    m.start,
-                    Minute {
-                        ohlcv: Ohlcv {
-                            open: m.open,
-                            high: m.high,
-                            low: m.low,
-                            close: m.close,
-                            volume: m.volume,
-                            trades: m.trades,
-                            last_trade_id: last,
-                            first_minute: m.start,
-                            last_minute: m.start,
-                        },
-                        open_id: m.open_id,
-                        close_id: m.close_id,
-                        floor_id: m.floor_id,
-                        sealed: m.sealed,
-                    },
-                );
+            let head = ProductHead {
+                id: p.id,
+                name: p.name,
+                counted: p.counted,
+                top_time_ms: p.top_time_ms,
+                minutes: p.minutes.len(),
+            };
+            let mut minutes = p.minutes.into_iter();
+            let book = book_from(head, || minutes.next().ok_or(WireError::Magic { expected: "minute" }));
+            if let Ok((id, book)) = book {
+                self.books.insert(id, book);
             }
-            book.rebuild_rollups();
-            self.books.insert(p.id, book);
         }
+    }
+
+    /// Replace everything but the settings with a packed state, read as it
+    /// goes (no intermediate [`State`]). On an error nothing is replaced.
+    pub fn import_encoded(&mut self, bytes: &[u8]) -> Result<(), WireError> {
+        let mut d = StateDecoder::new(bytes)?;
+        let now_ms = d.now_ms();
+        let mut books = BTreeMap::new();
+        while let Some(head) = d.next_product()? {
+            let (id, book) = book_from(head, || d.minute())?;
+            books.insert(id, book);
+        }
+        d.finish()?;
+        self.now_ms = now_ms;
+        self.books = books;
+        Ok(())
     }
 
     /// Every bucket held, all granularities, ordered by (product, granularity, start).
@@ -380,4 +382,67 @@ impl Aggregator {
         }
         out
     }
+}
+
+/// The canonical form of one held minute.
+fn minute_state(start: i64, m: &Minute) -> MinuteState {
+    MinuteState {
+        start,
+        open: m.ohlcv.open,
+        high: m.ohlcv.high,
+        low: m.ohlcv.low,
+        close: m.ohlcv.close,
+        volume: m.ohlcv.volume,
+        open_id: m.open_id,
+        close_id: m.close_id,
+        floor_id: m.floor_id,
+        trades: m.ohlcv.trades,
+        sealed: m.sealed,
+    }
+}
+
+/// A book from a product's header and its minutes (`next` gives each in
+/// turn), rollups rebuilt; minutes out of order or repeated are dropped.
+fn book_from(
+    head: ProductHead,
+    mut next: impl FnMut() -> Result<MinuteState, WireError>,
+) -> Result<(u32, Book), WireError> {
+    let mut book = Book::new(head.name);
+    book.ids = TradeIds::from_ranges(head.counted, head.top_time_ms);
+    book.minutes.reserve_exact(head.minutes);
+    let mut unordered = Vec::new();
+    for _ in 0..head.minutes {
+        let m = next()?;
+        let last = if m.sealed { None } else { Some(m.close_id) };
+        let minute = Minute {
+            ohlcv: Ohlcv {
+                open: m.open,
+                high: m.high,
+                low: m.low,
+                close: m.close,
+                volume: m.volume,
+                trades: m.trades,
+                last_trade_id: last,
+                first_minute: m.start,
+                last_minute: m.start,
+            },
+            open_id: m.open_id,
+            close_id: m.close_id,
+            floor_id: m.floor_id,
+            sealed: m.sealed,
+        };
+        match book.minutes.last_start() {
+            Some(s) if s >= m.start => unordered.push((m.start, minute)),
+            _ => book.minutes.push_last(m.start, minute),
+        }
+    }
+    // A state written by another component may be out of order: sorted in,
+    // the first of a repeated start kept.
+    for (start, minute) in unordered {
+        if book.minutes.get(start).is_none() {
+            book.minutes.put(start, minute);
+        }
+    }
+    book.rebuild_rollups();
+    Ok((head.id, book))
 }

@@ -129,25 +129,14 @@ impl Book {
     pub fn rebuild_rollups(&mut self) {
         for g in &Granularity::ALL[1..] {
             let level = g.index();
-            let mut out: Series<Ohlcv> = Series::default();
-            {
-                let below: Vec<(i64, Ohlcv)> = if level == 1 {
-                    self.minutes.iter().map(|(s, m)| (*s, m.ohlcv)).collect()
-                } else {
-                    self.rollups[level - 2].iter().copied().collect()
-                };
-                let mut i = 0;
-                while i < below.len() {
-                    let start = g.bucket_start(below[i].0);
-                    let j = i + below[i..].partition_point(|(s, _)| g.bucket_start(*s) == start);
-                    if let Some(o) = Ohlcv::merge(below[i..j].iter().map(|(_, o)| o)) {
-                        out.push_last(start, o);
-                    }
-                    i = j;
-                }
-            }
+            let out = if level == 1 {
+                rollup(self.minutes.range(i64::MIN, i64::MAX), *g, |m: &Minute| &m.ohlcv)
+            } else {
+                rollup(self.rollups[level - 2].range(i64::MIN, i64::MAX), *g, |o: &Ohlcv| o)
+            };
             self.rollups[level - 1] = out;
         }
+        self.minutes.shrink();
     }
 
     /// Drop every bucket (all levels) starting before `start` (a UTC day start).
@@ -157,4 +146,20 @@ impl Book {
             r.prune_before(start);
         }
     }
+}
+
+/// The buckets of `g` made from `below` (one level down, ascending).
+fn rollup<T>(below: &[(i64, T)], g: Granularity, ohlcv: impl Fn(&T) -> &Ohlcv) -> Series<Ohlcv> {
+    let mut out = Series::default();
+    let mut i = 0;
+    while i < below.len() {
+        let start = g.bucket_start(below[i].0);
+        let j = i + below[i..].partition_point(|(s, _)| g.bucket_start(*s) == start);
+        if let Some(o) = Ohlcv::merge(below[i..j].iter().map(|(_, x)| ohlcv(x))) {
+            out.push_last(start, o);
+        }
+        i = j;
+    }
+    out.shrink();
+    out
 }

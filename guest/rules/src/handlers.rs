@@ -4,7 +4,6 @@
 
 use std::cell::RefCell;
 
-use spot_wire::state::State;
 use spot_wire::{Candle, Granularity, OutcomeSink, OutcomeWriter, TRADE_SIZE, Trade, decode_all};
 
 use crate::{Aggregator, CandleSource, Settings, render};
@@ -60,16 +59,14 @@ pub fn advance(now_ms: i64) -> Vec<u8> {
     out.finish()
 }
 
-/// `export-state`.
+/// `export-state`: packed as the books are walked (the state is never held twice).
 pub fn export_state() -> Vec<u8> {
-    with(|a| a.export().encode())
+    with(|a| a.export_encoded())
 }
 
-/// `import-state`.
+/// `import-state`: read as it goes (no intermediate copy of the state).
 pub fn import_state(state: &[u8]) -> Result<(), String> {
-    let state = State::decode(state).map_err(|e| e.to_string())?;
-    with(|a| a.import(state));
-    Ok(())
+    with(|a| a.import_encoded(state)).map_err(|e| e.to_string())
 }
 
 /// `render`: one element per packed candle (none if the buffer is malformed).

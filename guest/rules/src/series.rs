@@ -42,8 +42,30 @@ impl<T> Series<T> {
     pub fn put(&mut self, start: i64, value: T) {
         match self.find(start) {
             Ok(i) => self.items[i].1 = value,
-            Err(i) => self.items.insert(i, (start, value)),
+            Err(i) => {
+                self.room_for_one();
+                self.items.insert(i, (start, value))
+            }
         }
+    }
+
+    /// Grow by an eighth (at least 16) rather than doubling: two days of
+    /// minutes for 900 products are ~2.6 M buckets, and a doubled vector
+    /// holds up to twice what it needs, inside the component's memory cap.
+    fn room_for_one(&mut self) {
+        if self.items.len() == self.items.capacity() {
+            self.items.reserve_exact((self.items.len() / 8).max(16));
+        }
+    }
+
+    /// Room for `n` more buckets, exactly (bulk loads that know their size).
+    pub fn reserve_exact(&mut self, n: usize) {
+        self.items.reserve_exact(n);
+    }
+
+    /// Start of the newest bucket.
+    pub fn last_start(&self) -> Option<i64> {
+        self.items.last().map(|(s, _)| *s)
     }
 
     /// Remove the bucket starting at `start`.
@@ -84,7 +106,13 @@ impl<T> Series<T> {
     /// Append a bucket known to start after every other (bulk rebuilds).
     pub fn push_last(&mut self, start: i64, value: T) {
         debug_assert!(self.items.last().is_none_or(|(s, _)| *s < start));
+        self.room_for_one();
         self.items.push((start, value));
+    }
+
+    /// Give back the room beyond what is held (after a bulk load).
+    pub fn shrink(&mut self) {
+        self.items.shrink_to_fit();
     }
 }
 

@@ -137,6 +137,13 @@ proptest! {
         straight.advance(now);
 
         let bytes = straight.export().encode();
+        // Packed as the books are walked: the same bytes, read back the same.
+        prop_assert_eq!(&straight.export_encoded(), &bytes);
+        let mut streamed = Aggregator::new(straight.settings());
+        streamed.import_encoded(&bytes).unwrap();
+        prop_assert_eq!(&streamed, &straight);
+        prop_assert!(streamed.import_encoded(&bytes[..bytes.len() - 1]).is_err());
+        prop_assert_eq!(&streamed, &straight, "a bad state replaces nothing");
         let mut resumed = Aggregator::new(straight.settings());
         resumed.import(State::decode(&bytes).unwrap());
         prop_assert_eq!(&resumed, &straight);

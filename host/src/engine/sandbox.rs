@@ -97,6 +97,10 @@ impl Sandbox {
             .build();
         let mut store = Store::new(&self.engine, HostState { limits });
         store.limiter(|s| &mut s.limits);
+        // What one call may hand the host (wasmtime's default is 128 MiB): as
+        // much as the component may hold. An exported state of two days of
+        // 900 products is ~300 MB; under the default it trapped on export.
+        store.set_hostcall_fuel(self.limits.memory_bytes);
         // Nothing runs until a call sets a real deadline.
         store.set_epoch_deadline(1);
         store

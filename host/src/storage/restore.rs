@@ -41,6 +41,9 @@ pub struct Restored {
     pub skipped: usize,
     /// Per product with stored minutes: what the backfill needs to know.
     pub products: HashMap<String, RestoredProduct>,
+    /// Time spent reading (and parsing) the rows, and in the component.
+    pub read: Duration,
+    pub applied: Duration,
 }
 
 /// What the restore found of one product.
@@ -64,56 +67,64 @@ pub async fn restore(
     products: &[String],
     from: i64,
 ) -> Result<Restored, RestoreError> {
-    let ids: HashMap<&str, u32> = products
+    let ids: HashMap<String, u32> = products
         .iter()
-        .map(String::as_str)
+        .cloned()
         .zip(engine.register_products(products).await?)
         .collect();
-    let client = pool.get().await.map_err(StorageError::from)?;
-    let statement = client
-        .prepare_cached(
-            r#"SELECT product_id, extract(epoch FROM "timestamp")::int8, open::text, high::text,
-                      low::text, close::text, volume::text, trades, last_trade_id, complete
-               FROM live_candles
-               WHERE exchange = $1 AND granularity = 'ONE_MINUTE' AND product_id = ANY($2)
-                 AND "timestamp" >= to_timestamp($3::int8)
-               ORDER BY product_id, "timestamp""#,
-        )
-        .await
-        .map_err(StorageError::from)?;
     let mut restored = Restored {
         from,
         ..Restored::default()
     };
-    for chunk in products.chunks(PRODUCTS_PER_QUERY) {
-        let rows = client
-            .query(&statement, &[&exchange, &chunk, &from])
-            .await
-            .map_err(StorageError::from)?;
-        let mut candles = Vec::with_capacity(rows.len());
-        for row in &rows {
-            match candle(row, &ids) {
-                Ok(c) => {
-                    let product: &str = row.get(0);
-                    let p = restored.products.entry(product.to_string()).or_insert(RestoredProduct {
-                        earliest: c.start,
-                        has_trade_id: false,
-                    });
-                    p.earliest = p.earliest.min(c.start);
-                    p.has_trade_id |= c.last_trade_id.is_some();
-                    candles.push(c)
+    // Reading and parsing the next products overlaps applying the last: the
+    // database, this task and the engine work at once.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Chunk, StorageError>>(1);
+    let reader = {
+        let pool = pool.clone();
+        let exchange = exchange.to_string();
+        let products = products.to_vec();
+        tokio::spawn(async move {
+            let read = async {
+                let client = pool.get().await?;
+                let statement = client
+                    .prepare_cached(
+                        r#"SELECT product_id, extract(epoch FROM "timestamp")::int8, open::text, high::text,
+                                  low::text, close::text, volume::text, trades, last_trade_id, complete
+                           FROM live_candles
+                           WHERE exchange = $1 AND granularity = 'ONE_MINUTE' AND product_id = ANY($2)
+                             AND "timestamp" >= to_timestamp($3::int8)
+                           ORDER BY product_id, "timestamp""#,
+                    )
+                    .await?;
+                for chunk in products.chunks(PRODUCTS_PER_QUERY) {
+                    let reading = std::time::Instant::now();
+                    let rows = client.query(&statement, &[&exchange, &chunk, &from]).await?;
+                    let mut parsed = Chunk::parse(&rows, &ids);
+                    parsed.took = reading.elapsed();
+                    if tx.send(Ok(parsed)).await.is_err() {
+                        break;
+                    }
                 }
-                Err(e) => {
-                    restored.skipped += 1;
-                    tracing::warn!(error = %e, "skipping a stored 1m candle that cannot be restored");
-                }
+                Ok::<(), StorageError>(())
+            };
+            if let Err(e) = read.await {
+                let _ = tx.send(Err(e)).await;
             }
-        }
-        restored.candles += candles.len();
-        if !candles.is_empty() {
-            engine.apply_candles(candles, CandleSource::Restore).await?;
+        })
+    };
+    while let Some(chunk) = rx.recv().await {
+        let chunk = chunk?;
+        restored.read += chunk.took;
+        restored.skipped += chunk.skipped;
+        restored.candles += chunk.candles.len();
+        restored.products.extend(chunk.products);
+        if !chunk.candles.is_empty() {
+            let applying = std::time::Instant::now();
+            engine.apply_candles(chunk.candles, CandleSource::Restore).await?;
+            restored.applied += applying.elapsed();
         }
     }
+    let _ = reader.await;
     Ok(restored)
 }
 
@@ -130,9 +141,9 @@ pub async fn complete_the_open(
     now_ms: i64,
     grace: Duration,
 ) -> Result<usize, RestoreError> {
-    let ids: HashMap<&str, u32> = products
+    let ids: HashMap<String, u32> = products
         .iter()
-        .map(String::as_str)
+        .cloned()
         .zip(engine.register_products(products).await?)
         .collect();
     let seconds = Granularity::ALL
@@ -185,7 +196,53 @@ pub async fn complete_the_open(
     Ok(n)
 }
 
-fn candle(row: &tokio_postgres::Row, ids: &HashMap<&str, u32>) -> Result<Candle, StorageError> {
+/// One query's candles, parsed.
+struct Chunk {
+    candles: Vec<Candle>,
+    products: Vec<(String, RestoredProduct)>,
+    skipped: usize,
+    took: Duration,
+}
+
+impl Chunk {
+    /// Rows ordered by product then time.
+    fn parse(rows: &[tokio_postgres::Row], ids: &HashMap<String, u32>) -> Chunk {
+        let mut out = Chunk {
+            candles: Vec::with_capacity(rows.len()),
+            products: Vec::new(),
+            skipped: 0,
+            took: Duration::ZERO,
+        };
+        for row in rows {
+            match candle(row, ids) {
+                Ok(c) => {
+                    let product: &str = row.get(0);
+                    match out.products.last_mut() {
+                        Some((p, r)) if p == product => {
+                            r.earliest = r.earliest.min(c.start);
+                            r.has_trade_id |= c.last_trade_id.is_some();
+                        }
+                        _ => out.products.push((
+                            product.to_string(),
+                            RestoredProduct {
+                                earliest: c.start,
+                                has_trade_id: c.last_trade_id.is_some(),
+                            },
+                        )),
+                    }
+                    out.candles.push(c)
+                }
+                Err(e) => {
+                    out.skipped += 1;
+                    tracing::warn!(error = %e, "skipping a stored 1m candle that cannot be restored");
+                }
+            }
+        }
+        out
+    }
+}
+
+fn candle(row: &tokio_postgres::Row, ids: &HashMap<String, u32>) -> Result<Candle, StorageError> {
     let product: &str = row.get(0);
     let bad = |what: &str| StorageError::BadRow(format!("{product}: {what}"));
     let product = *ids.get(product).ok_or_else(|| bad("unknown product"))?;

@@ -1,0 +1,278 @@
+//! What history costs, measured on the real `spot-server` process (its wall
+//! clock moved by libfaketime to the hour each part needs) against the fake
+//! Coinbase and a throwaway PostgreSQL:
+//!
+//! 1. the backfill of 900 products × a whole UTC day at the default REST
+//!    rate, as a ratio to the bound the rate sets (requests ÷ rate);
+//! 2. two days of 1-minute candles for 900 products held: the restore's time
+//!    and the process's RSS, beside one day and none in the same run.
+//!
+//! `cargo bench -p spot-host --bench history -- [--products 900] [--rate 8]
+//! [--only backfill|memory]`. Reports; asserts nothing but that the stored
+//! candles of the backfilled products equal the fake's.
+
+#[path = "../tests/common/mod.rs"]
+mod testing;
+
+use std::time::{Duration, Instant};
+
+use spot_fake_coinbase::{Fake, FakeConfig, busiest_window, now_ms};
+use testing::process::{Process, spawn_at};
+
+const DAY_MS: i64 = 86_400_000;
+
+struct Args {
+    products: usize,
+    rate: f64,
+    only: Option<String>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        products: 900,
+        rate: 8.0,
+        only: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        match k.as_str() {
+            "--products" => a.products = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.products),
+            "--rate" => a.rate = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.rate),
+            "--only" => a.only = it.next(),
+            _ => {}
+        }
+    }
+    a
+}
+
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("P{i}-USD")).collect()
+}
+
+/// The offset (whole seconds) that makes the process's clock read
+/// `secs_of_day` UTC of today now.
+fn offset_to(secs_of_day: i64) -> i64 {
+    let now_s = now_ms().div_euclid(1000);
+    now_s.div_euclid(86_400) * 86_400 + secs_of_day - now_s
+}
+
+fn env(
+    pg: &spot_testkit::pg::Cluster,
+    fake: &Fake,
+    products: &[String],
+    extra: &[(&'static str, String)],
+) -> Vec<(&'static str, String)> {
+    let mut env = testing::fake::server_env(pg, fake);
+    env.retain(|(k, _)| *k != "COINBASE_REST_RATE");
+    env.push(("PRODUCTS", products.join(",")));
+    env.push(("AUDIT", "off".into()));
+    env.extend(extra.iter().cloned());
+    env
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+async fn wait_metric(server: &Process, name: &str, want: f64, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if server.metric(name).await >= want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+/// Part 1: a first start at 23:58 with HISTORY_DAYS=1: the whole day before
+/// the live trades begin is fetched.
+async fn backfill(a: &Args) {
+    let offset = offset_to(23 * 3600 + 58 * 60);
+    let start = now_ms() + offset * 1000;
+    let day = start.div_euclid(DAY_MS) * DAY_MS;
+    let products = names(a.products);
+    let fake = Fake::start(FakeConfig {
+        products: products.clone(),
+        listing_extras: false,
+        ..FakeConfig::default()
+    })
+    .await
+    .expect("fake");
+    // A trade every 5 minutes all day, then 50 in the minute before the
+    // start: the snapshot's earliest trade is there, so the backfill covers
+    // the rest of the day.
+    let burst = start - 110_000;
+    for p in &products {
+        fake.history(p, day, burst - 60_000, 300_000);
+        fake.history(p, burst, burst + 50_000, 1_000);
+    }
+    let pg = spot_testkit::pg::Cluster::temporary().expect("cluster");
+    let pool = spot_host::storage::pool(&pg.url("postgres"), 2).expect("pool");
+    let rate = a.rate.to_string();
+    let env = env(
+        &pg,
+        &fake,
+        &products,
+        &[("COINBASE_REST_RATE", rate), ("HISTORY_DAYS", "1".into())],
+    );
+    let t0 = Instant::now();
+    let mut server = spawn_at(&env, Some(offset)).await;
+    server.until_log("feed up").await;
+    let planned_within = Duration::from_secs(60);
+    wait_metric(
+        &server,
+        "spot_backfill_products_planned",
+        a.products as f64,
+        planned_within,
+    )
+    .await;
+    let backfill_requests = server.metric("spot_backfill_requests_total").await;
+    let bound_s = (backfill_requests / a.rate) * 1.0;
+    let done = wait_metric(
+        &server,
+        "spot_backfill_done",
+        1.0,
+        Duration::from_secs_f64(bound_s * 2.0 + 120.0),
+    )
+    .await;
+    let took = t0.elapsed().as_secs_f64();
+    let requests = fake.stats().count(|f| &f.candle_requests) as f64;
+    let repairs = server.metric("spot_repair_requests_total").await;
+    let busiest = busiest_window(&fake.stats().candle_request_times(), Duration::from_secs(1));
+    let bound = requests / a.rate;
+    let sample = &products[..products.len().min(5)];
+    let equal = testing::fake::stored_differences_from(&pool, &fake, sample, day.div_euclid(1000))
+        .await
+        .is_empty();
+    println!(
+        "1. backfill of {} products x a UTC day at {}/s: {} (done: {done}) in {took:.1} s from the process start; \
+         {requests:.0} requests ({backfill_requests:.0} backfill, {repairs:.0} repairs of the live minute); \
+         bound {bound:.1} s (requests / rate); ratio {:.3}; busiest second {busiest} requests; \
+         stored equals the fake's day for {} sampled products: {equal}",
+        a.products,
+        a.rate,
+        if done { "done" } else { "NOT done" },
+        took / bound,
+        sample.len(),
+    );
+    let _ = server.terminate().await;
+}
+
+/// Part 2: a start at 23:59 holding `days` days of 1m candles per product.
+async fn memory_with(products: &[String], days: i64) -> ((f64, f64, f64), f64, f64, u64) {
+    let offset = offset_to(23 * 3600 + 59 * 60);
+    let now = now_ms() + offset * 1000;
+    let day = now.div_euclid(DAY_MS) * DAY_MS;
+    let first = day - (days - 1) * DAY_MS;
+    let fake = Fake::start(FakeConfig {
+        products: products.to_vec(),
+        listing_extras: false,
+        ..FakeConfig::default()
+    })
+    .await
+    .expect("fake");
+    let pg = spot_testkit::pg::Cluster::temporary().expect("cluster");
+    let pool = spot_host::storage::pool(&pg.url("postgres"), 2).expect("pool");
+    spot_host::storage::migrate(&pool).await.expect("migrate");
+    let minutes = if days == 0 {
+        0
+    } else {
+        (now.div_euclid(60_000) * 60_000 - first) / 60_000
+    };
+    if days > 0 {
+        let client = pool.get().await.expect("client");
+        // Every minute of every product, with trade ids (a restart's case),
+        // and the coverage an earlier run would have recorded.
+        client
+            .execute(
+                r#"INSERT INTO live_candles (exchange, product_id, granularity, "timestamp", open, high, low,
+                       close, volume, trades, last_trade_id, complete, revision)
+                   SELECT 'coinbase', 'P' || p || '-USD', 'ONE_MINUTE', to_timestamp($1::int8 + m * 60),
+                          100 + (m % 17) + p % 7, 130, 90, 101 + (m % 13), 3.25 + (m % 5), 10,
+                          p::int8 * 100000000 + m * 10 + 9, true, 1
+                   FROM generate_series(0, $2::int4 - 1) p, generate_series(0, $3::int8 - 1) m"#,
+                &[&first.div_euclid(1000), &(products.len() as i32), &minutes],
+            )
+            .await
+            .expect("insert minutes");
+        client
+            .execute(
+                "INSERT INTO history_coverage (exchange, product_id, covered_from, covered_through)
+                 SELECT 'coinbase', 'P' || p || '-USD', to_timestamp($1::int8 - 86400), to_timestamp($2::int8)
+                 FROM generate_series(0, $3::int4 - 1) p",
+                &[&day.div_euclid(1000), &now.div_euclid(1000), &(products.len() as i32)],
+            )
+            .await
+            .expect("insert coverage");
+    }
+    let env = env(&pg, &fake, products, &[("COINBASE_REST_RATE", "8".into())]);
+    let server = spawn_at(&env, Some(offset)).await;
+    let restored = server
+        .seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|l| l.contains("restored the horizon"))
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| {
+            (
+                v["took_ms"].as_f64().unwrap_or(f64::NAN),
+                v["read_ms"].as_f64().unwrap_or(f64::NAN),
+                v["component_ms"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+    let pid = server.child.id().expect("pid");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let at_start = rss_mb(pid);
+    // The engine checkpoints (exports its state) every 30 s: the peak.
+    let mut peak = at_start;
+    for _ in 0..35 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        peak = peak.max(rss_mb(pid));
+    }
+    let _ = server.terminate().await;
+    (restored, at_start, peak, minutes as u64 * products.len() as u64)
+}
+
+async fn memory(a: &Args) {
+    let products = names(a.products);
+    let mut base = None;
+    for days in [0, 1, 2] {
+        let ((restore_ms, read_ms, component_ms), start_mb, peak_mb, minutes) = memory_with(&products, days).await;
+        let ratio = base
+            .map(|b: f64| format!("{:.1}x", peak_mb / b))
+            .unwrap_or_else(|| "baseline".into());
+        base.get_or_insert(peak_mb);
+        println!(
+            "2. {days} day(s) of 1m candles held for {} products ({minutes} minutes): restore {restore_ms:.0} ms (reading {read_ms:.0}, in the component {component_ms:.0}); \
+             RSS {start_mb:.0} MB after start, {peak_mb:.0} MB at most over the first checkpoint ({ratio} of none)",
+            products.len()
+        );
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let a = args();
+    let run = |name: &str| a.only.as_deref().is_none_or(|o| o == name);
+    println!(
+        "spot history benchmarks ({} products, REST at {}/s)",
+        a.products, a.rate
+    );
+    if run("memory") {
+        memory(&a).await;
+    }
+    if run("backfill") {
+        backfill(&a).await;
+    }
+}
