@@ -51,6 +51,10 @@ pub struct Market {
     books: Vec<Book>,
     index: HashMap<String, usize>,
     log: Vec<FakeTrade>,
+    /// Per book, the positions of its trades in `log` (a REST request or a
+    /// snapshot looks at one product; scanning every trade of 900 made the
+    /// fake slow enough to bunch up the request times it records).
+    positions: Vec<Vec<usize>>,
     rng: u64,
     /// Keep about this many trades in the log (a load test runs millions).
     log_limit: Option<usize>,
@@ -68,6 +72,7 @@ impl Market {
             books: Vec::new(),
             index: HashMap::new(),
             log: Vec::new(),
+            positions: Vec::new(),
             rng: seed.max(1),
             log_limit: None,
             made: 0,
@@ -99,6 +104,7 @@ impl Market {
         // the new trades as duplicates). Below 1,000 trades/s per product the
         // ids of one run stay below the next run's start.
         let next_id = crate::now_ms().max(0) as u64 + self.next(1_000);
+        self.positions.push(Vec::new());
         self.books.push(Book {
             name: Arc::from(product),
             next_id,
@@ -170,11 +176,17 @@ impl Market {
             stamped: false,
         };
         self.log.push(t.clone());
+        self.positions[i].push(self.log.len() - 1);
         self.made += 1;
         if let Some(limit) = self.log_limit
             && self.log.len() > 2 * limit
         {
-            self.log.drain(..self.log.len() - limit);
+            let n = self.log.len() - limit;
+            self.log.drain(..n);
+            for p in self.positions.iter_mut() {
+                p.retain(|&k| k >= n);
+                p.iter_mut().for_each(|k| *k -= n);
+            }
         }
         t
     }
@@ -203,17 +215,26 @@ impl Market {
     /// record (REST) then differs from what the WebSocket carried, with no
     /// trade-id gap anywhere (a late correction). False when not logged.
     pub fn amend(&mut self, product: &str, trade_id: u64, size: Fixed) -> bool {
-        match self
-            .log
-            .iter_mut()
-            .find(|t| &*t.product == product && t.trade_id == trade_id)
-        {
-            Some(t) => {
-                t.size = size;
+        let Some(&i) = self.index.get(product) else {
+            return false;
+        };
+        match self.positions[i].iter().find(|&&k| self.log[k].trade_id == trade_id) {
+            Some(&k) => {
+                self.log[k].size = size;
                 true
             }
             None => false,
         }
+    }
+
+    /// The logged trades of `product`, in order made.
+    fn of(&self, product: &str) -> impl DoubleEndedIterator<Item = &FakeTrade> {
+        let positions = self
+            .index
+            .get(product)
+            .map(|&i| self.positions[i].as_slice())
+            .unwrap_or(&[]);
+        positions.iter().map(|&k| &self.log[k])
     }
 
     /// `n` trades at `time_ms` over randomly chosen products.
@@ -254,10 +275,9 @@ impl Market {
 
     /// The last `n` trades of `product` that were not withheld, newest first.
     pub fn recent(&self, product: &str, n: usize) -> Vec<FakeTrade> {
-        self.log
-            .iter()
+        self.of(product)
             .rev()
-            .filter(|t| &*t.product == product && !t.withheld)
+            .filter(|t| !t.withheld)
             .take(n)
             .cloned()
             .collect()
@@ -272,7 +292,7 @@ impl Market {
     /// (open = lowest trade id, close = highest), ascending, empty buckets omitted.
     pub fn candles(&self, product: &str, granularity: i64) -> Vec<RefCandle> {
         let mut buckets: BTreeMap<i64, (u64, u64, RefCandle)> = BTreeMap::new();
-        for t in self.log.iter().filter(|t| &*t.product == product) {
+        for t in self.of(product) {
             let start = t.time_us.div_euclid(1_000_000).div_euclid(granularity) * granularity;
             let e = buckets.entry(start).or_insert_with(|| {
                 (

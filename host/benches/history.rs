@@ -16,8 +16,9 @@ mod testing;
 
 use std::time::{Duration, Instant};
 
-use spot_fake_coinbase::{Fake, FakeConfig, busiest_window, now_ms};
-use testing::process::{Process, spawn_at};
+use spot_fake_coinbase::{Fake, busiest_window};
+use testing::fake::exchange_and_database;
+use testing::process::{Clock, Process, spawn_at};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -47,13 +48,6 @@ fn args() -> Args {
 
 fn names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("P{i}-USD")).collect()
-}
-
-/// The offset (whole seconds) that makes the process's clock read
-/// `secs_of_day` UTC of today now.
-fn offset_to(secs_of_day: i64) -> i64 {
-    let now_s = now_ms().div_euclid(1000);
-    now_s.div_euclid(86_400) * 86_400 + secs_of_day - now_s
 }
 
 fn env(
@@ -93,39 +87,32 @@ async fn wait_metric(server: &Process, name: &str, want: f64, within: Duration) 
     false
 }
 
-/// Part 1: a first start at 23:58 with HISTORY_DAYS=1: the whole day before
-/// the live trades begin is fetched.
+/// Part 1: a first start at 00:10 (two days kept): the whole previous day
+/// and today until the live trades begin are fetched (the backfill runs for
+/// minutes; at 23:58 the day would end under it).
 async fn backfill(a: &Args) {
-    let offset = offset_to(23 * 3600 + 58 * 60);
-    let start = now_ms() + offset * 1000;
-    let day = start.div_euclid(DAY_MS) * DAY_MS;
+    let clock = Clock::at(10 * 60);
+    let start = clock.now_ms();
+    let day = start.div_euclid(DAY_MS) * DAY_MS - DAY_MS;
     let products = names(a.products);
-    let fake = Fake::start(FakeConfig {
-        products: products.clone(),
-        listing_extras: false,
-        ..FakeConfig::default()
-    })
-    .await
-    .expect("fake");
-    // A trade every 5 minutes all day, then 50 in the minute before the
-    // start: the snapshot's earliest trade is there, so the backfill covers
-    // the rest of the day.
+    let (fake, pg, pool) = exchange_and_database(&products).await;
+    // A trade every 5 minutes since yesterday's start, then 50 in the minute
+    // before the start: the snapshot's earliest trade is there, so the
+    // backfill covers everything before it.
     let burst = start - 110_000;
     for p in &products {
         fake.history(p, day, burst - 60_000, 300_000);
         fake.history(p, burst, burst + 50_000, 1_000);
     }
-    let pg = spot_testkit::pg::Cluster::temporary().expect("cluster");
-    let pool = spot_host::storage::pool(&pg.url("postgres"), 2).expect("pool");
     let rate = a.rate.to_string();
     let env = env(
         &pg,
         &fake,
         &products,
-        &[("COINBASE_REST_RATE", rate), ("HISTORY_DAYS", "1".into())],
+        &[("COINBASE_REST_RATE", rate), ("HISTORY_DAYS", "2".into())],
     );
     let t0 = Instant::now();
-    let mut server = spawn_at(&env, Some(offset)).await;
+    let mut server = spawn_at(&env, Some(clock.offset_s)).await;
     server.until_log("feed up").await;
     let planned_within = Duration::from_secs(60);
     wait_metric(
@@ -154,10 +141,10 @@ async fn backfill(a: &Args) {
         .await
         .is_empty();
     println!(
-        "1. backfill of {} products x a UTC day at {}/s: {} (done: {done}) in {took:.1} s from the process start; \
+        "1. backfill of {} products x a UTC day (and today's first minutes) at {}/s: {} in {took:.1} s from the process start; \
          {requests:.0} requests ({backfill_requests:.0} backfill, {repairs:.0} repairs of the live minute); \
          bound {bound:.1} s (requests / rate); ratio {:.3}; busiest second {busiest} requests; \
-         stored equals the fake's day for {} sampled products: {equal}",
+         stored equals the fake's log for {} sampled products: {equal}",
         a.products,
         a.rate,
         if done { "done" } else { "NOT done" },
@@ -169,19 +156,11 @@ async fn backfill(a: &Args) {
 
 /// Part 2: a start at 23:59 holding `days` days of 1m candles per product.
 async fn memory_with(products: &[String], days: i64) -> ((f64, f64, f64), f64, f64, u64) {
-    let offset = offset_to(23 * 3600 + 59 * 60);
-    let now = now_ms() + offset * 1000;
+    let clock = Clock::at(23 * 3600 + 59 * 60);
+    let now = clock.now_ms();
     let day = now.div_euclid(DAY_MS) * DAY_MS;
     let first = day - (days - 1) * DAY_MS;
-    let fake = Fake::start(FakeConfig {
-        products: products.to_vec(),
-        listing_extras: false,
-        ..FakeConfig::default()
-    })
-    .await
-    .expect("fake");
-    let pg = spot_testkit::pg::Cluster::temporary().expect("cluster");
-    let pool = spot_host::storage::pool(&pg.url("postgres"), 2).expect("pool");
+    let (fake, pg, pool) = exchange_and_database(products).await;
     spot_host::storage::migrate(&pool).await.expect("migrate");
     let minutes = if days == 0 {
         0
@@ -215,7 +194,7 @@ async fn memory_with(products: &[String], days: i64) -> ((f64, f64, f64), f64, f
             .expect("insert coverage");
     }
     let env = env(&pg, &fake, products, &[("COINBASE_REST_RATE", "8".into())]);
-    let server = spawn_at(&env, Some(offset)).await;
+    let server = spawn_at(&env, Some(clock.offset_s)).await;
     let restored = server
         .seen
         .lock()

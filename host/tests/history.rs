@@ -8,52 +8,24 @@
 
 mod common;
 
+use common::fake::exchange_and_database;
 use common::fake::{stored_differences_from, wait_until};
 use common::http::{attr, get, request, sse};
-use common::process::{Process, spawn_at};
+use common::process::{Clock, Process, spawn_at};
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use spot_fake_coinbase::{Fake, FakeConfig, FakeTrade, busiest_window, now_ms};
+use spot_fake_coinbase::{Fake, FakeTrade, busiest_window, now_ms};
 use spot_wire::{Fixed, Granularity};
 
 const DAY_MS: i64 = 86_400_000;
 const TOKEN: &str = "history-test-token";
 const GRACE_MS: i64 = 5_000;
 
-/// The server's wall clock: the real one moved by whole seconds.
-#[derive(Clone, Copy)]
-struct Clock {
-    offset_s: i64,
-}
-
-impl Clock {
-    /// A clock that reads `secs_of_day` (UTC) of today's date now.
-    fn at(secs_of_day: i64) -> Clock {
-        let now_s = now_ms().div_euclid(1000);
-        Clock {
-            offset_s: now_s.div_euclid(86_400) * 86_400 + secs_of_day - now_s,
-        }
-    }
-
-    fn now_ms(&self) -> i64 {
-        now_ms() + self.offset_s * 1000
-    }
-
-    /// The first second of the default horizon (two UTC days) now, unix ms.
-    fn horizon_start_ms(&self) -> i64 {
-        (self.now_ms() - GRACE_MS - DAY_MS).div_euclid(DAY_MS) * DAY_MS
-    }
-
-    /// Wait for the server's clock to pass `ms` (what is under test is what
-    /// the wall clock does: a bucket ends).
-    async fn sleep_until(&self, ms: i64) {
-        let wait = ms - self.now_ms();
-        if wait > 0 {
-            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-        }
-    }
+/// The first second of the default horizon (two UTC days) at `clock`, unix ms.
+fn horizon_start_ms(clock: &Clock) -> i64 {
+    (clock.now_ms() - GRACE_MS - DAY_MS).div_euclid(DAY_MS) * DAY_MS
 }
 
 /// The server's environment for one test.
@@ -147,15 +119,9 @@ async fn history_at(secs_of_day: i64) {
     common::trace();
     let clock = Clock::at(secs_of_day);
     let start = clock.now_ms();
-    let horizon = clock.horizon_start_ms();
+    let horizon = horizon_start_ms(&clock);
     let products: Vec<String> = ["BTC-USD", "QQQ-USD", "OLD-USD"].map(String::from).to_vec();
-    let fake = Fake::start(FakeConfig {
-        products: products.clone(),
-        listing_extras: false,
-        ..FakeConfig::default()
-    })
-    .await
-    .expect("fake");
+    let (fake, pg, pool) = exchange_and_database(&products).await;
     // Every 20 s for the whole horizon and before it.
     fake.history("BTC-USD", horizon - 3 * 3_600_000, start - 30_000, 20_000);
     // Every 15 minutes: its 50-trade snapshot spans 12.5 hours.
@@ -179,8 +145,6 @@ async fn history_at(secs_of_day: i64) {
     let past_horizon: usize = products.iter().map(|p| snapshot_before(&log, p, 50, horizon)).sum();
     assert!(past_horizon > 0, "a snapshot reaches back before the horizon");
 
-    let pg = spot_testkit::pg::Cluster::temporary().expect("cluster");
-    let pool = spot_host::storage::pool(&pg.url("postgres"), 2).expect("pool");
     let env = env(&pg, &fake, &products, &[("COINBASE_REST_RATE", "50"), ("AUDIT", "off")]);
 
     // First start: the whole horizon, both days, at all 8 granularities.
@@ -319,15 +283,7 @@ async fn the_rest_rate_holds_with_900_products_backfilling_and_gaps_repaired_fir
     // 00:30: one request per product covers the current day (HISTORY_DAYS=1).
     let clock = Clock::at(30 * 60);
     let products: Vec<String> = (0..900).map(|i| format!("P{i}-USD")).collect();
-    let fake = Fake::start(FakeConfig {
-        products: products.clone(),
-        listing_extras: false,
-        ..FakeConfig::default()
-    })
-    .await
-    .expect("fake");
-    let pg = spot_testkit::pg::Cluster::temporary().expect("cluster");
-    let pool = spot_host::storage::pool(&pg.url("postgres"), 2).expect("pool");
+    let (fake, pg, pool) = exchange_and_database(&products).await;
     let rate = RATE.to_string();
     let env = env(
         &pg,
@@ -342,6 +298,12 @@ async fn the_rest_rate_holds_with_900_products_backfilling_and_gaps_repaired_fir
         assert!(tokio::time::Instant::now() < deadline, "the backfill does not progress");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The page says the history is still being fetched.
+    let page = get(server.addr, "/").await.body;
+    assert!(
+        page.contains("id=\"history-notice\"") && page.contains("of 900 products done"),
+        "{page}"
+    );
     // Gaps while the backfill runs: three products trade in a minute that is
     // over, one trade of each never sent.
     let gapped = &products[..3];
@@ -365,6 +327,10 @@ async fn the_rest_rate_holds_with_900_products_backfilling_and_gaps_repaired_fir
         "the gaps waited behind the backfill: {left} backfill requests were left when they were repaired"
     );
     settled(&server).await;
+    assert!(
+        !get(server.addr, "/").await.body.contains("id=\"history-notice\""),
+        "the backfill is done"
+    );
     let times = fake.stats().candle_request_times();
     assert!(times.len() >= products.len(), "{} requests", times.len());
     let busiest = busiest_window(&times, Duration::from_secs(1));

@@ -388,15 +388,15 @@ impl Aggregator {
 fn minute_state(start: i64, m: &Minute) -> MinuteState {
     MinuteState {
         start,
-        open: m.ohlcv.open,
-        high: m.ohlcv.high,
-        low: m.ohlcv.low,
-        close: m.ohlcv.close,
-        volume: m.ohlcv.volume,
+        open: m.open,
+        high: m.high,
+        low: m.low,
+        close: m.close,
+        volume: m.volume,
         open_id: m.open_id,
         close_id: m.close_id,
         floor_id: m.floor_id,
-        trades: m.ohlcv.trades,
+        trades: m.trades,
         sealed: m.sealed,
     }
 }
@@ -413,22 +413,16 @@ fn book_from(
     let mut unordered = Vec::new();
     for _ in 0..head.minutes {
         let m = next()?;
-        let last = if m.sealed { None } else { Some(m.close_id) };
         let minute = Minute {
-            ohlcv: Ohlcv {
-                open: m.open,
-                high: m.high,
-                low: m.low,
-                close: m.close,
-                volume: m.volume,
-                trades: m.trades,
-                last_trade_id: last,
-                first_minute: m.start,
-                last_minute: m.start,
-            },
+            open: m.open,
+            high: m.high,
+            low: m.low,
+            close: m.close,
+            volume: m.volume,
             open_id: m.open_id,
             close_id: m.close_id,
             floor_id: m.floor_id,
+            trades: m.trades,
             sealed: m.sealed,
         };
         match book.minutes.last_start() {

@@ -34,7 +34,7 @@ impl Book {
     /// The current value of one bucket.
     pub fn get(&self, g: Granularity, start: i64) -> Option<Ohlcv> {
         match g.index() {
-            0 => self.minutes.get(start).map(|m| m.ohlcv),
+            0 => self.minutes.get(start).map(|m| m.ohlcv(start)),
             i => self.rollups[i - 1].get(start).copied(),
         }
     }
@@ -43,7 +43,12 @@ impl Book {
     pub fn buckets_between(&self, g: Granularity, lo: i64, hi: i64) -> Vec<(i64, Ohlcv)> {
         let hi = hi.saturating_add(1);
         match g.index() {
-            0 => self.minutes.range(lo, hi).iter().map(|(s, m)| (*s, m.ohlcv)).collect(),
+            0 => self
+                .minutes
+                .range(lo, hi)
+                .iter()
+                .map(|(s, m)| (*s, m.ohlcv(*s)))
+                .collect(),
             i => self.rollups[i - 1].range(lo, hi).to_vec(),
         }
     }
@@ -51,9 +56,9 @@ impl Book {
     /// Merge the buckets of level `level` that fall in `[lo, hi)`.
     fn merge_level(&self, level: usize, lo: i64, hi: i64) -> Option<Ohlcv> {
         if level == 0 {
-            Ohlcv::merge(self.minutes.range(lo, hi).iter().map(|(_, m)| &m.ohlcv))
+            Ohlcv::merge(self.minutes.range(lo, hi).iter().map(|(s, m)| m.ohlcv(*s)))
         } else {
-            Ohlcv::merge(self.rollups[level - 1].range(lo, hi).iter().map(|(_, o)| o))
+            Ohlcv::merge(self.rollups[level - 1].range(lo, hi).iter().map(|(_, o)| *o))
         }
     }
 
@@ -68,7 +73,7 @@ impl Book {
                 *m
             }
             None => {
-                let m = Minute::from_trade(minute, price, size, id);
+                let m = Minute::from_trade(price, size, id);
                 self.minutes.put(minute, m);
                 m
             }
@@ -78,7 +83,7 @@ impl Book {
             match self.rollups[level].get_mut(start) {
                 Some(r) => r.extend(minute, &m, price, size, id),
                 // No rollup yet: this is the first minute in it, and holds one trade.
-                None => self.rollups[level].put(start, m.ohlcv),
+                None => self.rollups[level].put(start, m.ohlcv(minute)),
             }
         }
         Applied::Counted
@@ -89,7 +94,7 @@ impl Book {
     pub fn touched(&self, dirty: &[i64], mut emit: impl FnMut(Granularity, i64, &Ohlcv)) {
         for &start in dirty {
             if let Some(m) = self.minutes.get(start) {
-                emit(Granularity::OneMinute, start, &m.ohlcv);
+                emit(Granularity::OneMinute, start, &m.ohlcv(start));
             }
         }
         for (level, g) in Granularity::ALL[1..].iter().enumerate() {
@@ -130,9 +135,9 @@ impl Book {
         for g in &Granularity::ALL[1..] {
             let level = g.index();
             let out = if level == 1 {
-                rollup(self.minutes.range(i64::MIN, i64::MAX), *g, |m: &Minute| &m.ohlcv)
+                rollup(self.minutes.range(i64::MIN, i64::MAX), *g, |s, m: &Minute| m.ohlcv(s))
             } else {
-                rollup(self.rollups[level - 2].range(i64::MIN, i64::MAX), *g, |o: &Ohlcv| o)
+                rollup(self.rollups[level - 2].range(i64::MIN, i64::MAX), *g, |_, o: &Ohlcv| *o)
             };
             self.rollups[level - 1] = out;
         }
@@ -149,13 +154,13 @@ impl Book {
 }
 
 /// The buckets of `g` made from `below` (one level down, ascending).
-fn rollup<T>(below: &[(i64, T)], g: Granularity, ohlcv: impl Fn(&T) -> &Ohlcv) -> Series<Ohlcv> {
+fn rollup<T>(below: &[(i64, T)], g: Granularity, ohlcv: impl Fn(i64, &T) -> Ohlcv) -> Series<Ohlcv> {
     let mut out = Series::default();
     let mut i = 0;
     while i < below.len() {
         let start = g.bucket_start(below[i].0);
         let j = i + below[i..].partition_point(|(s, _)| g.bucket_start(*s) == start);
-        if let Some(o) = Ohlcv::merge(below[i..j].iter().map(|(_, x)| ohlcv(x))) {
+        if let Some(o) = Ohlcv::merge(below[i..j].iter().map(|(s, x)| ohlcv(*s, x))) {
             out.push_last(start, o);
         }
         i = j;

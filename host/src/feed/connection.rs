@@ -7,9 +7,9 @@
 //! process): the minute of the earliest trade within the horizon in its first
 //! frame (a minute that may be partial: earlier trades of it were never
 //! sent), or, for a product the first subscription brought no such trade of,
-//! the minute it subscribed (complete: nothing of the horizon came before;
-//! unless its snapshot arrives only after the acknowledgement, which is told
-//! as a partial minute then). Every later trade reaches the engine, and the
+//! the minute it subscribed (whole when the snapshot came before the
+//! acknowledgement, as Coinbase sends it: nothing of the horizon happened
+//! before; partial otherwise). Every later trade reaches the engine, and the
 //! component's trade ids show whatever goes missing from then on.
 
 use std::collections::{HashMap, HashSet};
@@ -138,15 +138,13 @@ fn subscribe_message(channel: &str, products: Option<&[String]>, jwt: Option<Str
     m.to_string()
 }
 
-/// The products of a connection whose live start is not told yet, and those
-/// told at the subscription whose snapshot may still come.
+/// The products of a connection whose live start is not told yet.
 struct LiveStart {
     waiting: HashSet<u32>,
-    /// Told at the acknowledgement (unix ms) without a trade of theirs: a
-    /// snapshot that comes after it may hold trades of that minute from
-    /// before the subscription, which makes the minute partial.
-    told_at_ack: HashMap<u32, i64>,
-    /// Per frame: the earliest trade time (ms) of each product looked at.
+    /// A `market_trades` frame (the snapshot, even one without trades) came
+    /// in this session before the acknowledgement, as Coinbase sends it.
+    snapshot_seen: bool,
+    /// Per frame: the earliest trade time (ms) of each waiting product.
     earliest: HashMap<u32, i64>,
 }
 
@@ -154,43 +152,37 @@ impl LiveStart {
     fn new(products: impl IntoIterator<Item = u32>) -> Self {
         LiveStart {
             waiting: products.into_iter().collect(),
-            told_at_ack: HashMap::new(),
+            snapshot_seen: false,
             earliest: HashMap::new(),
         }
     }
 
     /// A frame's trades (within the horizon from `horizon_start_ms`) reached the engine.
     fn trades(&mut self, batch: &[Trade], horizon_start_ms: i64, sink: &Option<mpsc::UnboundedSender<LiveFrom>>) {
-        if self.waiting.is_empty() && self.told_at_ack.is_empty() {
+        self.snapshot_seen = true;
+        if self.waiting.is_empty() {
             return;
         }
         for t in batch {
-            if t.time_ms >= horizon_start_ms
-                && (self.waiting.contains(&t.product) || self.told_at_ack.contains_key(&t.product))
-            {
+            if t.time_ms >= horizon_start_ms && self.waiting.contains(&t.product) {
                 let e = self.earliest.entry(t.product).or_insert(t.time_ms);
                 *e = (*e).min(t.time_ms);
             }
         }
         for (product, ms) in self.earliest.drain() {
-            if self.waiting.remove(&product) {
-                // Its earliest trade's minute may hold earlier trades never sent.
-                tell(sink, product, ms, true);
-            } else if let Some(ack_ms) = self.told_at_ack.remove(&product)
-                && ms < ack_ms
-            {
-                // Its snapshot came after the acknowledgement.
-                tell(sink, product, ms, true);
-            }
+            self.waiting.remove(&product);
+            // Its earliest trade's minute may hold earlier trades never sent.
+            tell(sink, product, ms, true);
         }
     }
 
     /// The subscription is acknowledged at `now_ms`: a product no trade of
-    /// the horizon came for so far begins now.
+    /// the horizon came for so far begins now. Its minute is whole when the
+    /// snapshot came first (nothing of the horizon happened before it); with
+    /// no snapshot seen yet, it may not be.
     fn subscribed(&mut self, now_ms: i64, sink: &Option<mpsc::UnboundedSender<LiveFrom>>) {
         for product in self.waiting.drain() {
-            tell(sink, product, now_ms, false);
-            self.told_at_ack.insert(product, now_ms);
+            tell(sink, product, now_ms, !self.snapshot_seen);
         }
     }
 }
@@ -235,6 +227,7 @@ async fn session(conn: &Connection, shared: &Shared, stats: &ConnStats, live: &m
             return SessionEnd::Socket(e);
         }
     }
+    live.snapshot_seen = false;
     let mut reader = Reader {
         conn,
         shared,
@@ -330,9 +323,9 @@ impl Reader<'_> {
                         }
                     }
                 }
+                self.live.trades(&self.batch, horizon_start_ms, &self.shared.live_from);
                 if !self.batch.is_empty() {
                     let n = self.batch.len() as u64;
-                    self.live.trades(&self.batch, horizon_start_ms, &self.shared.live_from);
                     let batch = std::mem::take(&mut self.batch);
                     // Waits while the engine's queue is full: backpressure
                     // reaches the socket instead of growing a queue.

@@ -114,8 +114,6 @@ pub(crate) struct Planner {
     pub covered: HashMap<String, Covered>,
     /// Products waiting for their live minute: id → name.
     pub awaiting: HashMap<u32, Arc<str>>,
-    /// Products planned from where their live trades began: id → name.
-    pub planned_live: HashMap<u32, Arc<str>>,
 }
 
 impl Planner {
@@ -191,37 +189,15 @@ impl Planner {
         }
     }
 
-    /// Queue the repair of one partial minute (recorded first).
-    async fn repair_minute(&self, id: u32, name: Arc<str>, minute: i64) {
-        if let Some(log) = &self.coverage
-            && let Err(e) = log
-                .record_windows(&[PendingRepair {
-                    product_id: name.to_string(),
-                    from_minute: minute,
-                    to_minute: minute,
-                    kind: WindowKind::Gap,
-                }])
-                .await
-        {
-            tracing::warn!(product = %name, error = %e, "cannot record the repair of a partial minute");
-        }
-        let mut w = self.ctx.work.lock();
-        w.gaps.add(id, minute, minute);
-        self.ctx.stats.repairs_pending.store(w.gaps.len() as u64, Relaxed);
-        drop(w);
-        self.ctx.work.wake();
-    }
-
     /// Plan the products that wait for their live minute as the feed reports
-    /// it, in batches, until `stop`: a later report (a snapshot that came
-    /// after the subscription) only adds the repair of a partial minute.
+    /// it, in batches, until every one is planned or `stop`.
     pub(crate) async fn run(
         mut self,
         restored: HashMap<String, RestoredProduct>,
         mut live: mpsc::UnboundedReceiver<LiveFrom>,
         mut stop: watch::Receiver<bool>,
     ) {
-        loop {
+        while !self.awaiting.is_empty() {
             let first = tokio::select! {
                 _ = stop.wait_for(|s| *s) => return,
                 r = live.recv() => match r {
@@ -238,15 +214,6 @@ impl Planner {
             let now_minute = now.div_euclid(60_000) * 60;
             let mut plans = Vec::new();
             for r in batch {
-                if let Some(name) = self.planned_live.get(&r.product) {
-                    if r.partial && r.minute >= horizon_start {
-                        let covered = self.covered.get(&**name).copied();
-                        if !covered.is_some_and(|c| c.from <= r.minute && r.minute <= c.through) {
-                            self.repair_minute(r.product, name.clone(), r.minute).await;
-                        }
-                    }
-                    continue;
-                }
                 let Some(name) = self.awaiting.remove(&r.product) else {
                     continue;
                 };
@@ -258,7 +225,6 @@ impl Planner {
                     restored.get(&*name),
                     Some((r.minute, r.partial)),
                 ) {
-                    self.planned_live.insert(r.product, name.clone());
                     plans.push((r.product, name, p));
                 }
             }

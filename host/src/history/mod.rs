@@ -223,7 +223,6 @@ impl History {
                 coverage: store.as_ref().map(|s| s.coverage.clone()),
                 covered,
                 awaiting,
-                planned_live: HashMap::new(),
             };
             planner.enqueue(now_plans).await;
             tasks.push(tokio::spawn(planner.run(

@@ -80,6 +80,16 @@ fn render(raw: Option<&str>, state: &AppState) -> Result<String, BadRequest> {
         })
         .collect();
     let init = format!("@get('{stream}', {{retry: 'always', retryMaxCount: 1000, openWhenHidden: true}})");
+    // While the horizon is being fetched, a bucket the clock has closed may
+    // still be partial: say so (the API's `complete` already does).
+    let notice = match state.history.as_ref().map(|h| h.stats.backfill.progress()) {
+        Some(b) if !b.done => format!(
+            "<p id=\"history-notice\">The history of the last days is still being fetched from Coinbase \
+             ({} of {} products done): a candle shown complete may still change. Reload to see the progress.</p>",
+            b.products_done, b.products
+        ),
+        _ => String::new(),
+    };
     Ok(format!(
         include_str!("page.html"),
         datastar = escape(&state.datastar_url),
@@ -87,6 +97,7 @@ fn render(raw: Option<&str>, state: &AppState) -> Result<String, BadRequest> {
         boxes = boxes,
         init = escape(&init),
         candles = candles,
+        notice = notice,
         product = escape(&product),
     ))
 }

@@ -5,10 +5,12 @@
 //! whole process: the product list, gap repairs, the backfill and the audit
 //! all draw on one budget. Grants are evenly spaced (a burst at the start of
 //! each second is within the limit where it is sent, but network jitter can
-//! move two bursts into one second at the receiver), 2% under the configured
-//! rate for the same reason, and at each slot the waiter of the most urgent
-//! [`Priority`] goes first: a live gap is repaired before the backfill goes on,
-//! and the audit only takes what is left.
+//! move two bursts into one second at the receiver), and `rate` of them span
+//! 1.05 s rather than 1 s for the same reason: the fake exchange of the
+//! benchmark, busy on two cores, saw 9 requests within a second at 8/s when
+//! they spanned 1.02 s. At each slot the waiter of the most urgent
+//! [`Priority`] goes first: a live gap is repaired before the backfill goes
+//! on, and the audit only takes what is left.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -74,7 +76,8 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// At most `per_second` requests in any second (evenly spaced, 2% under).
+    /// At most `per_second` requests in any second (evenly spaced, 50 ms of
+    /// jitter to spare).
     /// Starts the task that grants them: call inside a tokio runtime.
     pub fn per_second(per_second: f64) -> Budget {
         let per_second = if per_second.is_finite() && per_second > 0.0 {
@@ -82,7 +85,7 @@ impl Budget {
         } else {
             1.0
         };
-        let interval = Duration::from_secs_f64(1.02 / per_second);
+        let interval = Duration::from_secs_f64(1.05 / per_second);
         let (asks, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(BudgetStats::default());
         tokio::spawn(grant(rx, interval, stats.clone()));
@@ -229,7 +232,7 @@ mod tests {
         budget.acquire(Priority::Backfill).await;
         let took = Instant::now().duration_since(t0);
         assert!(
-            took <= Duration::from_millis(520),
+            took <= Duration::from_millis(530),
             "{took:?}: the abandoned slot was not passed on"
         );
         assert_eq!(budget.stats().granted(Priority::Repair), 0);

@@ -65,12 +65,6 @@ impl CoverageLog {
             .collect())
     }
 
-    /// Record windows alone (a repair found after the plan).
-    pub async fn record_windows(&self, windows: &[PendingRepair]) -> Result<(), StorageError> {
-        let client = self.pool.get().await?;
-        repairs::add_all(&client, &self.exchange, windows).await
-    }
-
     /// Record `plans` (coverage and windows) in one transaction.
     pub async fn record(&self, plans: &[Plan]) -> Result<(), StorageError> {
         if plans.is_empty() {

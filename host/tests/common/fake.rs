@@ -29,6 +29,21 @@ pub async fn fake_and_database(products: &[String]) -> (Fake, spot_testkit::pg::
     (fake, pg)
 }
 
+/// A fake Coinbase that lists exactly `products`, a throwaway PostgreSQL
+/// cluster, and a pool on it.
+pub async fn exchange_and_database(products: &[String]) -> (Fake, spot_testkit::pg::Cluster, deadpool_postgres::Pool) {
+    let fake = Fake::start(spot_fake_coinbase::FakeConfig {
+        products: products.to_vec(),
+        listing_extras: false,
+        ..spot_fake_coinbase::FakeConfig::default()
+    })
+    .await
+    .expect("fake");
+    let pg = spot_testkit::pg::Cluster::temporary().expect("cluster");
+    let pool = spot_host::storage::pool(&pg.url("postgres"), 2).expect("pool");
+    (fake, pg, pool)
+}
+
 /// The server's environment for `pg` and `fake` (products discovered over
 /// the fake's REST), with the default component. The fake answers REST on
 /// loopback, so the budget is wide (the backfill of a test's products then

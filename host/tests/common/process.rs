@@ -146,3 +146,34 @@ impl Process {
             .sum()
     }
 }
+
+/// A process's wall clock under libfaketime: the real one moved by whole seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// What [`spawn_at`] takes.
+    pub offset_s: i64,
+}
+
+impl Clock {
+    /// A clock that reads `secs_of_day` (UTC) of today's date now.
+    pub fn at(secs_of_day: i64) -> Clock {
+        let now_s = spot_fake_coinbase::now_ms().div_euclid(1000);
+        Clock {
+            offset_s: now_s.div_euclid(86_400) * 86_400 + secs_of_day - now_s,
+        }
+    }
+
+    /// What the process's clock reads now, unix ms.
+    pub fn now_ms(&self) -> i64 {
+        spot_fake_coinbase::now_ms() + self.offset_s * 1000
+    }
+
+    /// Wait for the process's clock to pass `ms` (when what is under test is
+    /// what the wall clock does: a bucket ends).
+    pub async fn sleep_until(&self, ms: i64) {
+        let wait = ms - self.now_ms();
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        }
+    }
+}
