@@ -29,6 +29,10 @@ DB_SECRET=${DB_SECRET:-spot-database-url}
 ADMIN_SECRET=${ADMIN_SECRET:-spot-admin-token}
 KEY_SECRET=${KEY_SECRET:-spot-coinbase-key}
 PRIVATE_KEY_SECRET=${PRIVATE_KEY_SECRET:-spot-coinbase-secret}
+# Two UTC days of every minute of 900 products hold ~1.3 GB (make bench,
+# history); a swap builds the new component beside the old one. Each shard
+# holds its share of the products: lower it with more shards.
+MEMORY=${MEMORY:-4Gi}
 
 run() {
   echo "+ $*"
@@ -65,7 +69,7 @@ for ((i = 0; i < SHARD_COUNT; i++)); do
     --port 8080 \
     --min-instances 1 --max-instances 1 \
     --no-cpu-throttling \
-    --cpu 2 --memory 1Gi \
+    --cpu 2 --memory "$MEMORY" \
     --concurrency 1000 \
     --timeout 3600 \
     --add-cloudsql-instances "$SQL_INSTANCE" \

@@ -196,12 +196,7 @@ async fn memory_with(products: &[String], days: i64) -> ((f64, f64, f64), f64, f
     let env = env(&pg, &fake, products, &[("COINBASE_REST_RATE", "8".into())]);
     let server = spawn_at(&env, Some(clock.offset_s)).await;
     let restored = server
-        .seen
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .find(|l| l.contains("restored the horizon"))
-        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .logged("restored the horizon")
         .map(|v| {
             (
                 v["took_ms"].as_f64().unwrap_or(f64::NAN),

@@ -277,6 +277,53 @@ async fn a_start_at_noon_keeps_a_quiet_products_previous_evening() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_stopped_midway_resumes_where_it_was() {
+    common::trace();
+    let clock = Clock::at(6 * 3600);
+    let start = clock.now_ms();
+    let horizon = horizon_start_ms(&clock);
+    let products: Vec<String> = (0..6).map(|i| format!("R{i}-USD")).collect();
+    let (fake, pg, pool) = exchange_and_database(&products).await;
+    for p in &products {
+        // Every 10 minutes: a snapshot reaches back 500 minutes, the rest of
+        // the two days is the backfill's (five requests a product).
+        fake.history(p, horizon - 3_600_000, start - 120_000, 600_000);
+    }
+    let env = env(&pg, &fake, &products, &[("COINBASE_REST_RATE", "4"), ("AUDIT", "off")]);
+    let server = spawn_at(&env, Some(clock.offset_s)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while server.metric("spot_backfill_products_planned").await < products.len() as f64 {
+        assert!(tokio::time::Instant::now() < deadline, "the backfill was never planned");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let planned = server.metric("spot_backfill_requests_total").await;
+    assert!(planned >= 5.0 * products.len() as f64, "{planned} requests planned");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while server.metric("spot_backfill_requests_done_total").await < 10.0 {
+        assert!(tokio::time::Instant::now() < deadline, "the backfill does not progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, _) = server.terminate().await;
+    assert!(status.success(), "exit status {status}");
+    let before = fake.stats().count(|f| &f.candle_requests);
+    let server = spawn_at(&env, Some(clock.offset_s)).await;
+    let resumed = server.logged("resuming the windows").expect("a resume log line");
+    let left = resumed["backfill_requests"].as_f64().unwrap_or(0.0);
+    assert!(left > 0.0 && left < planned, "{resumed}");
+    settled(&server).await;
+    // What the first run had done is not fetched again: only what was left
+    // (and at most one request per worker that the stop cut off).
+    let after = fake.stats().count(|f| &f.candle_requests) - before;
+    assert!(
+        after as f64 <= left + 4.0,
+        "{after} requests after the restart, {left} were left"
+    );
+    stored_equal_log_from(&pool, &fake, &products, horizon).await;
+    let (status, _) = server.terminate().await;
+    assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rest_rate_holds_with_900_products_backfilling_and_gaps_repaired_first() {
     common::trace();
     const RATE: usize = 40;
@@ -384,6 +431,8 @@ async fn the_audit_finds_what_no_gap_shows_corrects_the_minute_and_counts_the_re
     common::fake::wait_up(&server).await;
     common::fake::stored_equal_log(&server, &fake, &products).await;
     let audit = server.history_stats().expect("history").clone();
+    let since = std::time::Instant::now();
+    let granted_before = server_audit_granted(&server).await;
 
     // A late correction by the exchange: a trade of ten minutes ago changes
     // size in its record, with no trade-id gap anywhere.
@@ -476,5 +525,21 @@ async fn the_audit_finds_what_no_gap_shows_corrects_the_minute_and_counts_the_re
             .any(|m| m.granularity == "FIVE_MINUTES" && !m.corrected && m.stored.is_some() && m.exchange.is_some()),
         "the bucket's difference is kept with both values"
     );
+    // The audit kept to its share: a sixth of the 120 requests a second.
+    let granted = server_audit_granted(&server).await - granted_before;
+    let per_second = granted / since.elapsed().as_secs_f64();
+    assert!(
+        per_second <= 120.0 / 6.0 + 0.5,
+        "{per_second:.1} audit requests a second"
+    );
     server.stop().await;
+}
+
+/// REST requests the budget granted to the audit so far (`/metrics`).
+async fn server_audit_granted(server: &spot_host::server::Server) -> f64 {
+    let body = get(server.addr(), "/metrics").await.body;
+    body.lines()
+        .find_map(|l| l.strip_prefix("spot_rest_requests_total{priority=\"audit\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }

@@ -115,6 +115,17 @@ pub async fn until_log(
 }
 
 impl Process {
+    /// A line already written whose message starts with `message` (also the
+    /// ones before the start-up line, which [`Process::until_log`] is past).
+    pub fn logged(&self, message: &str) -> Option<serde_json::Value> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["message"].as_str().is_some_and(|m| m.starts_with(message)))
+    }
+
     /// The next log line whose message starts with `message`.
     pub async fn until_log(&mut self, message: &str) -> serde_json::Value {
         until_log(&mut self.logs, &self.seen, message).await
