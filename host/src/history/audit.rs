@@ -226,7 +226,8 @@ impl Auditor {
                 });
                 counts = add(counts, compared.counts);
                 let mut corrections: Vec<Candle> = Vec::new();
-                for (start, kind, stored, exchange) in compared.differences {
+                let differences = compared.differences.len();
+                for (n, (start, kind, stored, exchange)) in compared.differences.into_iter().enumerate() {
                     let correct = g == Granularity::OneMinute && kind != "extra";
                     if g == Granularity::OneMinute {
                         differing_minutes.insert(start);
@@ -234,16 +235,28 @@ impl Auditor {
                     if correct && let Some(c) = theirs.iter().find(|c| c.start == start) {
                         corrections.push(c.to_minute(id));
                     }
-                    tracing::warn!(
-                        %product,
-                        granularity = g.name(),
-                        start,
-                        kind,
-                        stored = stored.map(|v| v.text()),
-                        exchange = exchange.map(|v| v.text()),
-                        corrected = correct,
-                        "the stored candle differs from the exchange's"
-                    );
+                    // Both values of the first few; then one line for the rest.
+                    if n < 3 {
+                        tracing::warn!(
+                            %product,
+                            granularity = g.name(),
+                            start,
+                            kind,
+                            stored = stored.map(|v| v.text()),
+                            exchange = exchange.map(|v| v.text()),
+                            corrected = correct,
+                            "the stored candle differs from the exchange's"
+                        );
+                    } else if n == 3 {
+                        tracing::warn!(
+                            %product,
+                            granularity = g.name(),
+                            more = differences - 3,
+                            from,
+                            to,
+                            "more stored candles differ from the exchange's (counted in /api/audit)"
+                        );
+                    }
                     self.ctx.stats.audit.mismatch(Mismatch {
                         product: product.to_string(),
                         granularity: g.name(),
