@@ -155,7 +155,7 @@ async fn backfill(a: &Args) {
 }
 
 /// Part 2: a start at 23:59 holding `days` days of 1m candles per product.
-async fn memory_with(products: &[String], days: i64) -> ((f64, f64, f64), f64, f64, u64) {
+async fn memory_with(products: &[String], days: i64) -> ((f64, f64, f64), f64, f64, f64, u64) {
     let clock = Clock::at(23 * 3600 + 59 * 60);
     let now = clock.now_ms();
     let day = now.div_euclid(DAY_MS) * DAY_MS;
@@ -214,22 +214,31 @@ async fn memory_with(products: &[String], days: i64) -> ((f64, f64, f64), f64, f
         tokio::time::sleep(Duration::from_secs(1)).await;
         peak = peak.max(rss_mb(pid));
     }
+    let checkpoint_ms = server.metric("spot_engine_last_checkpoint_seconds").await * 1e3;
     let _ = server.terminate().await;
-    (restored, at_start, peak, minutes as u64 * products.len() as u64)
+    (
+        restored,
+        at_start,
+        peak,
+        checkpoint_ms,
+        minutes as u64 * products.len() as u64,
+    )
 }
 
 async fn memory(a: &Args) {
     let products = names(a.products);
     let mut base = None;
     for days in [0, 1, 2] {
-        let ((restore_ms, read_ms, component_ms), start_mb, peak_mb, minutes) = memory_with(&products, days).await;
+        let ((restore_ms, read_ms, component_ms), start_mb, peak_mb, checkpoint_ms, minutes) =
+            memory_with(&products, days).await;
         let ratio = base
             .map(|b: f64| format!("{:.1}x", peak_mb / b))
             .unwrap_or_else(|| "baseline".into());
         base.get_or_insert(peak_mb);
         println!(
             "2. {days} day(s) of 1m candles held for {} products ({minutes} minutes): restore {restore_ms:.0} ms (reading {read_ms:.0}, in the component {component_ms:.0}); \
-             RSS {start_mb:.0} MB after start, {peak_mb:.0} MB at most over the first checkpoint ({ratio} of none)",
+             RSS {start_mb:.0} MB after start, {peak_mb:.0} MB at most over the first checkpoint ({ratio} of none); \
+             a checkpoint (full export) holds the engine {checkpoint_ms:.0} ms",
             products.len()
         );
     }

@@ -136,6 +136,12 @@ pub fn render(state: &AppState) -> String {
         e.checkpoints,
     );
     o.one(
+        "spot_engine_last_checkpoint_seconds",
+        "gauge",
+        "Engine time the last checkpoint (a full state export) took: the engine takes no input meanwhile.",
+        e.last_checkpoint_us as f64 / 1e6,
+    );
+    o.one(
         "spot_engine_component_seconds_total",
         "counter",
         "Time spent in component calls.",
