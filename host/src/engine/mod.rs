@@ -93,6 +93,8 @@ pub enum Cause {
     Repair,
     Restore,
     Clock,
+    /// Another instance's candles, rendered for this one's streams.
+    Fleet,
 }
 
 /// One candle update with the element the component rendered for it.
