@@ -105,9 +105,9 @@ fn server(n: usize, shape: Shape) {
         let state = Arc::new(AppState::new(
             storage::pool("postgresql://postgres@127.0.0.1:1/unused", 1).expect("pool"),
             "coinbase".into(),
-            products.iter().map(|p| p.to_string()).collect(),
+            spot_host::fleet::Catalog::new(&products.iter().map(|p| p.to_string()).collect::<Vec<_>>()),
             engine.handle(),
-            Arc::new(WriterStats::default()),
+            Some(Arc::new(WriterStats::default())),
             hub.clone(),
             String::new(),
         ));

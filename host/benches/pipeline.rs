@@ -268,7 +268,7 @@ async fn drive(s: Settings) {
         Some(b) => println!("highest sustained: {b:.0} trades/s end to end"),
         None => println!("no rate was sustained"),
     }
-    let w = server.writer_stats();
+    let w = server.writer_stats().expect("an ingesting server writes");
     println!(
         "writer: {} rows in {} flushes, {} failures; hub: {} events ({} written as published), {} states skipped",
         w.rows_written.load(Relaxed),

@@ -98,6 +98,13 @@ pub struct Settings {
     /// Compare the stored candles with Coinbase's own (on/off) [default: on]
     #[arg(long, env = "AUDIT", hide_env_values = true)]
     pub audit: Option<String>,
+    /// ingest: feed, writer and history for this shard's products; replica: no feed and
+    /// no writer, serves every product of the fleet from PostgreSQL [default: ingest]
+    #[arg(long, env = "ROLE", hide_env_values = true)]
+    pub role: Option<String>,
+    /// Linear memory cap of each component instance, MiB (16 to 16384) [default: 1024]
+    #[arg(long, env = "COMPONENT_MEMORY_MB", hide_env_values = true)]
+    pub component_memory_mb: Option<String>,
 }
 
 impl Settings {
@@ -126,6 +133,8 @@ impl Settings {
             "HISTORY_DAYS" => &self.history_days,
             "COINBASE_REST_RATE" => &self.coinbase_rest_rate,
             "AUDIT" => &self.audit,
+            "ROLE" => &self.role,
+            "COMPONENT_MEMORY_MB" => &self.component_memory_mb,
             _ => return None,
         })
     }
@@ -208,6 +217,7 @@ mod tests {
             "HISTORY_DAYS",
             "COINBASE_REST_RATE",
             "AUDIT",
+            "ROLE",
         ] {
             assert!(help.contains(&format!("env: {var}")), "--help lacks {var}:\n{help}");
         }

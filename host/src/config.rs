@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::feed::Credentials;
+use crate::fleet::Role;
 
 /// A variable that is set but unusable.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,12 @@ pub struct Config {
     pub rest_rate: f64,
     /// `AUDIT`: compare the stored candles with the exchange's (`on`).
     pub audit: bool,
+    /// `ROLE`: `ingest` (feed, writer, history for this shard) or `replica`
+    /// (serves every product of the fleet from PostgreSQL).
+    pub role: Role,
+    /// `COMPONENT_MEMORY_MB`: the linear memory cap of each component
+    /// instance, bytes (`None`: the sandbox's default, 1 GiB).
+    pub component_memory: Option<usize>,
 }
 
 /// The default component, as `make run` and the container build it.
@@ -132,6 +139,25 @@ impl Config {
                 });
             }
         };
+        let role = match get("ROLE") {
+            None => Role::Ingest,
+            Some(v) => Role::from_name(&v.trim().to_ascii_lowercase()).ok_or_else(|| ConfigError::Invalid {
+                var: "ROLE",
+                reason: "ingest or replica".into(),
+            })?,
+        };
+        let component_memory = match get("COMPONENT_MEMORY_MB") {
+            None => None,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(mb) if (16..=16_384).contains(&mb) => Some(mb << 20),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var: "COMPONENT_MEMORY_MB",
+                        reason: "MiB from 16 to 16384".into(),
+                    });
+                }
+            },
+        };
         let url = |var: &'static str, default: &str, schemes: &[&str]| -> Result<String, ConfigError> {
             let v = get(var).unwrap_or_else(|| default.into());
             let v = v.trim().trim_end_matches('/').to_string();
@@ -165,6 +191,8 @@ impl Config {
             history_days: history_days as u32,
             rest_rate,
             audit,
+            role,
+            component_memory,
         })
     }
 }
@@ -241,6 +269,8 @@ mod tests {
             "HISTORY_DAYS",
             "COINBASE_REST_RATE",
             "AUDIT",
+            "ROLE",
+            "COMPONENT_MEMORY_MB",
         ];
         let mut vars = vec![("DATABASE_URL", "postgresql://x/y")];
         vars.extend(blank.iter().map(|v| (*v, " ")));
@@ -283,6 +313,12 @@ mod tests {
         ])
         .unwrap();
         assert_eq!((c.history_days, c.rest_rate, c.audit), (1, 2.5, false));
+        assert_eq!(c.role, Role::Ingest);
+        let c = config(&[("DATABASE_URL", "u"), ("ROLE", " Replica ")]).unwrap();
+        assert_eq!(c.role, Role::Replica);
+        assert_eq!(c.component_memory, None);
+        let c = config(&[("DATABASE_URL", "u"), ("COMPONENT_MEMORY_MB", "64")]).unwrap();
+        assert_eq!(c.component_memory, Some(64 << 20));
         let c = config(&[("DATABASE_URL", "u"), ("SHARD_INDEX", "2"), ("SHARD_COUNT", "3")]).unwrap();
         assert_eq!((c.shard_index, c.shard_count), (2, 3));
         for bad in [
@@ -297,6 +333,9 @@ mod tests {
             &[("COINBASE_REST_RATE", "0")],
             &[("COINBASE_REST_RATE", "fast")],
             &[("AUDIT", "maybe")],
+            &[("ROLE", "leader")],
+            &[("COMPONENT_MEMORY_MB", "8")],
+            &[("COMPONENT_MEMORY_MB", "lots")],
             &[("COINBASE_API_KEY", "organizations/o/apiKeys/k")],
             &[("COINBASE_API_KEY", "k"), ("COINBASE_PRIVATE_KEY", "not a key")],
         ] {

@@ -1,6 +1,8 @@
 //! The server assembled: storage, the engine with its component, the writer,
-//! restart recovery and HTTP, started in the order the data needs and stopped
-//! in the reverse (SIGTERM drains: stop taking input, flush, close, exit).
+//! restart recovery, the fleet, the history, the feed and HTTP, started in the
+//! order the data needs and stopped in the reverse (SIGTERM drains: stop
+//! taking input, flush, close, exit). A replica (`ROLE=replica`) starts no
+//! writer, restore, history or feed: its streams come from the fleet.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,10 +12,12 @@ use anyhow::Context;
 use deadpool_postgres::Pool;
 use tokio::sync::oneshot;
 
+use crate::admin::fleet::{FleetMember, FleetTiming};
 use crate::admin::{self, Admin};
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig, EngineHandle, Limits, Loader, Sandbox};
 use crate::feed::{self, Feed, FeedConfig, FeedStats};
+use crate::fleet::{Fleet, FleetConfig, FleetParts, FollowConfig, Identity, Role};
 use crate::history::{AuditConfig, History, HistoryConfig, HistoryStats, HistoryStore, RepairConfig};
 use crate::horizon::Horizon;
 use crate::http::{self, AppState};
@@ -45,6 +49,8 @@ pub struct Options {
     pub feed: Option<FeedConfig>,
     /// Check `COMPONENT_PATH` for a new version this often (`None`: never).
     pub component_poll: Option<Duration>,
+    /// The fleet's heartbeat, staleness and listener timings.
+    pub fleet: FleetConfig,
 }
 
 impl Default for Options {
@@ -61,6 +67,7 @@ impl Default for Options {
             bind: None,
             feed: Some(FeedConfig::default()),
             component_poll: Some(Duration::from_secs(1)),
+            fleet: FleetConfig::default(),
         }
     }
 }
@@ -68,7 +75,8 @@ impl Default for Options {
 /// A running server.
 pub struct Server {
     engine: Engine,
-    writer: Writer,
+    /// `None` on a replica.
+    writer: Option<Writer>,
     hub: Hub,
     hub_task: tokio::task::JoinHandle<()>,
     pool: Pool,
@@ -82,6 +90,9 @@ pub struct Server {
     watcher: Option<tokio::task::JoinHandle<()>>,
     announce: Option<tokio::task::JoinHandle<()>>,
     admin: Arc<Admin>,
+    fleet: Fleet,
+    agent: tokio::task::JoinHandle<()>,
+    stop_agent: tokio::sync::watch::Sender<bool>,
 }
 
 impl Server {
@@ -90,7 +101,11 @@ impl Server {
         // What is local is checked first: a bad URL or an unreadable or
         // incompatible component fails at once, not after the database wait.
         let pool = storage::pool(&config.database_url, 8).context("DATABASE_URL")?;
-        let sandbox = Sandbox::new(options.limits.clone()).context("starting the sandbox")?;
+        let limits = Limits {
+            memory_bytes: config.component_memory.unwrap_or(options.limits.memory_bytes),
+            ..options.limits.clone()
+        };
+        let sandbox = Sandbox::new(limits).context("starting the sandbox")?;
         let loader = Loader::new(sandbox.clone(), Some(config.cache_dir.clone()));
         let path = &config.component_path;
         let base_wasm = std::fs::read(path)
@@ -104,10 +119,14 @@ impl Server {
         wait_for_database(&pool, options.database_wait).await?;
         let applied = storage::migrate(&pool).await.context("applying migrations")?;
         tracing::info!(?applied, "database ready");
-        // A component swapped in before a restart is kept (unless the deploy
-        // changed COMPONENT_PATH since).
-        let components = ComponentStore::new(pool.clone(), config.shard_index);
-        let component = admin::startup_component(&loader, &components, base.clone(), &base_wasm).await?;
+        let role = config.role;
+        let me = Identity::new(role, Some((config.shard_index, config.shard_count)));
+        // A component swapped in before a restart (here, or fleet-wide while
+        // this instance was away) is kept, unless the deploy changed
+        // COMPONENT_PATH since.
+        let components = ComponentStore::new(pool.clone(), me.shard.map(|(i, _)| i));
+        let (component, fleet_generation) =
+            admin::startup_component(&loader, &components, base.clone(), &base_wasm).await?;
         // The horizon decides how long the component keeps a day.
         let horizon = Horizon::new(config.history_days, options.engine.grace);
         let engine_config = crate::engine::EngineConfig {
@@ -122,6 +141,15 @@ impl Server {
             handle.clone(),
             components,
             base.sha256.clone(),
+            FleetMember {
+                instance: me.instance.clone(),
+                timing: FleetTiming {
+                    stale_after: options.fleet.stale_after,
+                    vote_timeout: options.fleet.vote_timeout,
+                    outcome_timeout: options.fleet.outcome_timeout,
+                    agent_every: options.fleet.heartbeat,
+                },
+            },
         ));
         let watcher = options
             .component_poll
@@ -133,41 +161,95 @@ impl Server {
             &config.coinbase_rest_url,
             Budget::per_second(config.rest_rate),
         )?);
-        let products = resolve_products(config, &rest, &pool, &exchange).await?;
-        let pairs: Vec<TradingPair> = products.iter().map(|p| TradingPair::from_id(p)).collect();
-        storage::pairs::upsert(&pool, &exchange, &pairs).await?;
+        let products = match role {
+            Role::Ingest => {
+                let products = resolve_products(config, &rest, &pool, &exchange).await?;
+                let pairs: Vec<TradingPair> = products.iter().map(|p| TradingPair::from_id(p)).collect();
+                storage::pairs::upsert(&pool, &exchange, &pairs).await?;
+                products
+            }
+            Role::Replica => Vec::new(),
+        };
 
         // The writer subscribes before the restore so that nothing the engine
-        // emits afterwards is missed; it skips the restore's own output.
-        let writer = Writer::spawn(pool.clone(), handle.subscribe(1024).await?, options.writer.clone());
+        // emits afterwards is missed; it skips the restore's own output. It
+        // publishes every flush to the fleet.
+        let writer = match role {
+            Role::Ingest => Some(Writer::spawn(
+                pool.clone(),
+                handle.subscribe(1024).await?,
+                WriterConfig {
+                    publish: Some(me.instance.clone()),
+                    ..options.writer.clone()
+                },
+            )),
+            Role::Replica => None,
+        };
         let hub = Hub::new(options.hub.clone());
         let hub_task = hub.attach(&handle).await?;
         let now = crate::engine::now_ms();
         let from = horizon.start(now);
-        let restoring = std::time::Instant::now();
-        let restored = restore::restore(&pool, &exchange, &handle, &products, from).await?;
-        let completed =
-            restore::complete_the_open(&pool, &exchange, &handle, &products, from, now, options.engine.grace).await?;
-        tracing::info!(
-            candles = restored.candles,
-            skipped = restored.skipped,
-            products = restored.products.len(),
-            completed_now = completed,
-            from,
-            days = horizon.days(),
-            took_ms = restoring.elapsed().as_millis() as u64,
-            read_ms = restored.read.as_millis() as u64,
-            component_ms = restored.applied.as_millis() as u64,
-            "restored the horizon"
-        );
+        let restored = match role {
+            Role::Ingest => {
+                let restoring = std::time::Instant::now();
+                let restored = restore::restore(&pool, &exchange, &handle, &products, from).await?;
+                let completed =
+                    restore::complete_the_open(&pool, &exchange, &handle, &products, from, now, options.engine.grace)
+                        .await?;
+                tracing::info!(
+                    candles = restored.candles,
+                    skipped = restored.skipped,
+                    products = restored.products.len(),
+                    completed_now = completed,
+                    from,
+                    days = horizon.days(),
+                    took_ms = restoring.elapsed().as_millis() as u64,
+                    read_ms = restored.read.as_millis() as u64,
+                    component_ms = restored.applied.as_millis() as u64,
+                    "restored the horizon"
+                );
+                restored
+            }
+            Role::Replica => Restored::default(),
+        };
+
+        // The fleet: announce this instance, follow the others' candles, and
+        // take part in fleet-wide swaps.
+        let (control_tx, control_rx) = tokio::sync::mpsc::unbounded_channel();
+        let fleet = Fleet::start(FleetParts {
+            pool: pool.clone(),
+            pg: storage::connect_config(&config.database_url).context("DATABASE_URL")?,
+            me: me.clone(),
+            products: products.clone(),
+            engine: handle.clone(),
+            writer: writer.as_ref().map(|w| w.stats().clone()),
+            follow: FollowConfig {
+                exchange: exchange.clone(),
+                horizon,
+                ping: options.fleet.ping,
+                reconnect_min: options.fleet.reconnect_min,
+                reconnect_max: options.fleet.reconnect_max,
+            },
+            config: options.fleet.clone(),
+            control: control_tx,
+        })
+        .await
+        .context("joining the fleet")?;
+        let (stop_agent, agent_stop) = tokio::sync::watch::channel(false);
+        let agent = tokio::spawn(admin::fleet::agent(
+            admin.clone(),
+            control_rx,
+            fleet_generation,
+            agent_stop,
+        ));
 
         // The history and the feed start after the restore: the component then
         // knows the last stored trade id of every product, so trades missed
         // while this instance was down show up as a gap and get repaired; the
         // rest of the horizon is backfilled.
-        let (feed, history) = match &options.feed {
-            None => (None, None),
-            Some(f) => {
+        let (feed, history) = match (&options.feed, role) {
+            (None, _) | (_, Role::Replica) => (None, None),
+            (Some(f), Role::Ingest) => {
                 let (live_tx, live_rx) = tokio::sync::mpsc::unbounded_channel();
                 let history = History::start(
                     HistoryConfig {
@@ -212,9 +294,9 @@ impl Server {
             AppState::new(
                 pool.clone(),
                 exchange,
-                products.clone(),
+                fleet.view().catalog().clone(),
                 handle,
-                writer.stats().clone(),
+                writer.as_ref().map(|w| w.stats().clone()),
                 hub.clone(),
                 config.datastar_url.clone(),
             )
@@ -225,7 +307,8 @@ impl Server {
                 budget: rest.budget().stats().clone(),
                 rest_rate: rest.budget().rate(),
             }))
-            .with_admin(config.admin_token.is_some().then(|| admin.clone())),
+            .with_admin(config.admin_token.is_some().then(|| admin.clone()))
+            .with_fleet(Some(fleet.view().clone())),
         );
         let bind = options
             .bind
@@ -247,11 +330,14 @@ impl Server {
         let connections = feed.as_ref().map_or(0, |f| f.stats().connections.len());
         tracing::info!(
             %addr,
+            role = role.name(),
+            instance = %me.instance,
             component = %format!("{} {}", active.name, active.version),
             component_sha256 = %active.sha256,
             migrations_applied = applied.len(),
             candles_restored = restored.candles,
             products = products.len(),
+            fleet_products = fleet.view().catalog().products().list.len(),
             shard = config.shard_index,
             shards = config.shard_count,
             connections,
@@ -275,6 +361,9 @@ impl Server {
             watcher,
             announce,
             admin,
+            fleet,
+            agent,
+            stop_agent,
         })
     }
 
@@ -303,16 +392,23 @@ impl Server {
         self.engine.handle()
     }
 
-    /// The writer's counters.
-    pub fn writer_stats(&self) -> &Arc<WriterStats> {
-        self.writer.stats()
+    /// The writer's counters (`None` on a replica).
+    pub fn writer_stats(&self) -> Option<&Arc<WriterStats>> {
+        self.writer.as_ref().map(|w| w.stats())
+    }
+
+    /// The fleet: this instance, the catalog, every shard's liveness.
+    pub fn fleet(&self) -> &crate::fleet::FleetView {
+        self.fleet.view()
     }
 
     /// Wait until every candle update so far is stored and in the hub.
     pub async fn sync(&self) -> anyhow::Result<()> {
         self.engine.handle().barrier().await?;
         // (The hub takes each output on the engine's thread: nothing is queued.)
-        self.writer.sync().await?;
+        if let Some(w) = &self.writer {
+            w.sync().await?;
+        }
         Ok(())
     }
 
@@ -349,6 +445,9 @@ impl Server {
             Some(h) => Some(h.stop().await),
             None => None,
         };
+        self.stop_agent.send_replace(true);
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.agent).await;
+        self.fleet.stop().await;
         self.hub.close();
         let _ = self.stop_http.send(());
         self.engine.shutdown().await;
@@ -356,7 +455,9 @@ impl Server {
         if let Some(gaps) = gaps {
             let _ = tokio::time::timeout(Duration::from_secs(1), gaps).await;
         }
-        self.writer.finish().await;
+        if let Some(w) = self.writer {
+            w.finish().await;
+        }
         let _ = self.hub_task.await;
         match tokio::time::timeout(Duration::from_secs(3), self.http).await {
             Ok(Ok(Ok(()))) => {}

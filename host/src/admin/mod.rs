@@ -3,8 +3,10 @@
 //! database, and only then swapped in (the engine hands the state over
 //! between two inputs). Rollback returns to the previous component. The
 //! active component is recorded per shard, so a restart keeps it.
-//! [`watch`] does the same for a new file at `COMPONENT_PATH`.
+//! [`watch`] does the same for a new file at `COMPONENT_PATH`; [`fleet`]
+//! does it for every instance of the fleet at once, or for none.
 
+pub mod fleet;
 pub mod watch;
 
 use std::sync::Arc;
@@ -27,6 +29,10 @@ pub enum AdminError {
     Engine(#[from] EngineError),
     #[error("the validation task failed: {0}")]
     Task(String),
+    /// A fleet operation was aborted (a refusal, or an instance silent):
+    /// no instance changed its component.
+    #[error("fleet operation aborted: {}", .0.reason.as_deref().unwrap_or("no reason given"))]
+    Fleet(Box<fleet::FleetReport>),
 }
 
 /// The admin side of the engine.
@@ -44,6 +50,9 @@ pub struct Admin {
     pub refused: AtomicU64,
     /// Writes every change of the active component (ends with the engine).
     recorder: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// This instance in fleet operations.
+    fleet: fleet::FleetMember,
+    fleet_one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 impl Drop for Admin {
@@ -70,6 +79,7 @@ impl Admin {
         engine: EngineHandle,
         store: ComponentStore,
         base_sha256: String,
+        fleet: fleet::FleetMember,
     ) -> Self {
         let mut active = engine.active();
         let (rec_store, base) = (store.clone(), base_sha256.clone());
@@ -93,6 +103,8 @@ impl Admin {
             last_error: std::sync::Mutex::new(None),
             refused: AtomicU64::new(0),
             recorder: std::sync::Mutex::new(Some(recorder)),
+            fleet,
+            fleet_one_at_a_time: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -179,20 +191,7 @@ impl Admin {
 
     /// Compile, check, golden-run, and keep the `.wasm` in the database.
     async fn validate(&self, wasm: Vec<u8>) -> Result<Arc<LoadedComponent>, AdminError> {
-        let loader = self.loader.clone();
-        let (component, wasm) = tokio::task::spawn_blocking(move || {
-            let c = loader
-                .load_bytes(&wasm)
-                .map_err(|e| AdminError::Refused(e.to_string()))?;
-            smoke::golden_run(loader.sandbox(), &c).map_err(|e| AdminError::Refused(format!("golden run: {e}")))?;
-            Ok::<_, AdminError>((c, wasm))
-        })
-        .await
-        .map_err(|e| self.fail(AdminError::Task(e.to_string())))?
-        .inspect_err(|_| {
-            self.refused.fetch_add(1, Relaxed);
-        })
-        .map_err(|e| self.fail(e))?;
+        let (component, wasm) = self.checked(wasm).await?;
         if let Err(e) = self
             .store
             .keep(&component.sha256, &component.name, &component.version, &wasm)
@@ -204,6 +203,28 @@ impl Admin {
             ))));
         }
         Ok(component)
+    }
+
+    /// Compile, check and golden-run (what every instance does before a swap).
+    async fn check(&self, wasm: Vec<u8>) -> Result<Arc<LoadedComponent>, AdminError> {
+        Ok(self.checked(wasm).await?.0)
+    }
+
+    async fn checked(&self, wasm: Vec<u8>) -> Result<(Arc<LoadedComponent>, Vec<u8>), AdminError> {
+        let loader = self.loader.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = loader
+                .load_bytes(&wasm)
+                .map_err(|e| AdminError::Refused(e.to_string()))?;
+            smoke::golden_run(loader.sandbox(), &c).map_err(|e| AdminError::Refused(format!("golden run: {e}")))?;
+            Ok::<_, AdminError>((c, wasm))
+        })
+        .await
+        .map_err(|e| self.fail(AdminError::Task(e.to_string())))?
+        .inspect_err(|_| {
+            self.refused.fetch_add(1, Relaxed);
+        })
+        .map_err(|e| self.fail(e))
     }
 
     /// Return to the previous component with the current state.
@@ -223,41 +244,65 @@ impl Admin {
     }
 }
 
-/// At start: the component to run. The one recorded for this shard when it was
-/// swapped in over the same `COMPONENT_PATH` component and still passes every
-/// check; otherwise `base` (a deploy with a new component wins).
+/// At start: the component to run, and the fleet's generation seen.
+///
+/// The newest of two records wins, when it was activated over the same
+/// `COMPONENT_PATH` component and still passes every check: this shard's
+/// own (a swap here) and the fleet's (a fleet swap, which an instance that
+/// was down or is new missed). Otherwise `base` (a deploy with a new
+/// component wins).
 pub async fn startup_component(
     loader: &Loader,
     store: &ComponentStore,
     base: Arc<LoadedComponent>,
     base_wasm: &[u8],
-) -> anyhow::Result<Arc<LoadedComponent>> {
+) -> anyhow::Result<(Arc<LoadedComponent>, Option<i64>)> {
     store.keep(&base.sha256, &base.name, &base.version, base_wasm).await?;
-    let Some(active) = store.active().await? else {
-        return Ok(base);
+    let client = store.pool().get().await?;
+    let fleet = crate::storage::fleet_ops::component(&client).await?;
+    drop(client);
+    let generation = fleet.as_ref().map(|f| f.generation);
+    let own = store.active().await?;
+    let mut candidates: Vec<(i64, String, &str)> = Vec::new();
+    if let Some(a) = &own {
+        if a.base_sha256 == base.sha256 {
+            candidates.push((a.activated_at, a.sha256.clone(), "swapped in here before the restart"));
+        } else if a.sha256 != base.sha256 {
+            tracing::info!(recorded = %a.sha256, "COMPONENT_PATH changed since the last swap: running it");
+        }
+    }
+    if let Some(f) = &fleet {
+        if f.base_sha256 == base.sha256 {
+            candidates.push((f.activated_at, f.sha256.clone(), "the fleet's"));
+        } else if f.sha256 != base.sha256 {
+            tracing::info!(fleet = %f.sha256, "COMPONENT_PATH differs from the fleet's base: running it");
+        }
+    }
+    let Some((_, sha256, why)) = candidates.into_iter().max_by_key(|(at, _, _)| *at) else {
+        return Ok((base, generation));
     };
-    if active.sha256 == base.sha256 {
-        return Ok(base);
+    if sha256 == base.sha256 {
+        return Ok((base, generation));
     }
-    if active.base_sha256 != base.sha256 {
-        tracing::info!(recorded = %active.sha256, "COMPONENT_PATH changed since the last swap: running it");
-        return Ok(base);
-    }
+    let Some(kept) = store.get(&sha256).await? else {
+        tracing::error!(sha256 = %sha256, "the recorded component is not in the database; running COMPONENT_PATH");
+        return Ok((base, generation));
+    };
     let loader = loader.clone();
     let checked = tokio::task::spawn_blocking(move || {
-        let c = loader.load_bytes(&active.wasm).map_err(|e| e.to_string())?;
+        let c = loader.load_bytes(&kept.wasm).map_err(|e| e.to_string())?;
         smoke::golden_run(loader.sandbox(), &c)?;
         Ok::<_, String>(c)
     })
     .await?;
     match checked {
         Ok(c) => {
-            tracing::info!(component = %c, sha256 = %c.sha256, "running the component swapped in before the restart");
-            Ok(c)
+            tracing::info!(component = %c, sha256 = %c.sha256, "running the component {why}");
+            Ok((c, generation))
         }
         Err(e) => {
             tracing::error!(error = %e, "the recorded component no longer passes its checks; running COMPONENT_PATH");
-            Ok(base)
+            Ok((base, generation))
         }
     }
 }

@@ -285,6 +285,13 @@ impl EngineHandle {
         self.ask(|done| Command::Candles { candles, source, done }).await?
     }
 
+    /// Render other instances' candles (their `product` ids registered here)
+    /// and hand them to this instance's consumers as a [`Cause::Fleet`]
+    /// output: the state does not change, the writer skips them.
+    pub async fn render(&self, candles: Vec<Candle>) -> Result<(), EngineError> {
+        self.send(Command::Render(candles)).await
+    }
+
     /// Tell the component the time.
     pub async fn advance(&self, now_ms: i64) -> Result<(), EngineError> {
         self.send(Command::Advance(now_ms)).await

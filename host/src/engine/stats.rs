@@ -37,6 +37,8 @@ pub struct Stats {
     /// Updates of buckets that were already complete, from trades that came
     /// late (a candle-quality signal; repairs are counted by the feed).
     pub late_revisions: AtomicU64,
+    /// Other instances' candles rendered for this one's streams.
+    pub fleet_rendered: AtomicU64,
     faults_by_kind: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -63,6 +65,7 @@ pub struct StatsSnapshot {
     pub last_checkpoint_us: u64,
     pub call_nanos: u64,
     pub late_revisions: u64,
+    pub fleet_rendered: u64,
 }
 
 impl Stats {
@@ -94,6 +97,7 @@ impl Stats {
             last_checkpoint_us: self.last_checkpoint_us.load(Relaxed),
             call_nanos: self.call_nanos.load(Relaxed),
             late_revisions: self.late_revisions.load(Relaxed),
+            fleet_rendered: self.fleet_rendered.load(Relaxed),
         }
     }
 }

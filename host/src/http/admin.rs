@@ -1,6 +1,7 @@
-//! `/admin/component`: `GET` (what runs), `PUT` (upload and swap),
-//! `POST …/rollback`. Present only when `ADMIN_TOKEN` is set; every request
-//! needs `Authorization: Bearer <ADMIN_TOKEN>`.
+//! `/admin/component`: `GET` (what runs, here and in the fleet), `PUT`
+//! (upload and swap), `POST …/rollback`; `?fleet` on `PUT` and rollback does
+//! it for every live instance of the fleet, or for none. Present only when
+//! `ADMIN_TOKEN` is set; every request needs `Authorization: Bearer <ADMIN_TOKEN>`.
 
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -84,6 +85,12 @@ fn engine_error(e: AdminError) -> Response {
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("the new component failed to take the state: {e}"),
         ),
+        AdminError::Fleet(report) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "fleet": report, "error": format!("fleet operation aborted: {}",
+                report.reason.as_deref().unwrap_or("no reason given")) })),
+        )
+            .into_response(),
         other => plain(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
     }
 }
@@ -98,7 +105,14 @@ pub async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
         Ok(s) => s,
         Err(e) => return plain(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
+    // Each instance's active component (from the fleet's rows), the fleet's
+    // component and its last operation (from the database).
+    let fleet = admin
+        .fleet_status()
+        .await
+        .unwrap_or_else(|e| json!({ "error": e.to_string() }));
     Json(json!({
+        "fleet": fleet,
         "active": summary(&s.active),
         "previous": s.previous.as_ref().map(summary),
         "healthy": s.healthy,
@@ -136,6 +150,17 @@ pub async fn install(State(state): State<Arc<AppState>>, request: Request) -> Re
         Some(Ok(s)) => s,
         Some(Err(m)) => return plain(StatusCode::BAD_REQUEST, m),
     };
+    // `?fleet`: every live instance swaps, or none.
+    let fleet = match fleet_flag(request.uri().query()) {
+        Ok(f) => f,
+        Err(m) => return plain(StatusCode::BAD_REQUEST, m),
+    };
+    if fleet && shadow.is_some() {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "a shadow run is per instance: give shadow or fleet",
+        );
+    }
     let kind = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -162,6 +187,12 @@ pub async fn install(State(state): State<Arc<AppState>>, request: Request) -> Re
     };
     if !wasm.starts_with(b"\0asm") {
         return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the body is not WebAssembly");
+    }
+    if fleet {
+        return match admin.install_fleet(wasm).await {
+            Ok(report) => Json(json!({ "fleet": report })).into_response(),
+            Err(e) => engine_error(e),
+        };
     }
     if let Some(seconds) = shadow {
         return match admin.shadow(wasm, std::time::Duration::from_secs(seconds)).await {
@@ -197,16 +228,42 @@ pub async fn install(State(state): State<Arc<AppState>>, request: Request) -> Re
     }
 }
 
-/// `POST /admin/component/rollback`.
-pub async fn rollback(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let admin = match authorize(&state, &headers) {
+/// `POST /admin/component/rollback` (`?fleet`: the fleet's previous component
+/// on every live instance, or on none).
+pub async fn rollback(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let admin = match authorize(&state, request.headers()) {
         Ok(a) => a,
         Err(d) => return d.into_response(),
     };
+    match fleet_flag(request.uri().query()) {
+        Ok(false) => {}
+        Ok(true) => {
+            return match admin.rollback_fleet().await {
+                Ok(report) => Json(json!({ "fleet": report })).into_response(),
+                Err(e) => engine_error(e),
+            };
+        }
+        Err(m) => return plain(StatusCode::BAD_REQUEST, m),
+    }
     match admin.rollback().await {
         Ok(r) => Json(json!({"from": r.from, "to": r.to, "pause_us": r.pause.as_micros() as u64})).into_response(),
         Err(e) => engine_error(e),
     }
+}
+
+/// `fleet` (or `fleet=true`/`fleet=1`; `fleet=false`/`0` is the instance alone).
+fn fleet_flag(query: Option<&str>) -> Result<bool, &'static str> {
+    let Some(query) = query else { return Ok(false) };
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if k == "fleet" {
+            return match &*v {
+                "" | "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err("fleet takes no value, or true/false"),
+            };
+        }
+    }
+    Ok(false)
 }
 
 /// `shadow=SECONDS` (1 s to 1 day) from a query string.

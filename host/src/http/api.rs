@@ -19,9 +19,9 @@ use crate::storage::pairs::TradingPair;
 pub const DEFAULT_LIMIT: i64 = 1_000;
 pub const MAX_LIMIT: i64 = 5_000;
 
-/// `GET /api/products`: the products this instance serves.
+/// `GET /api/products`: the products the fleet serves.
 pub async fn products(State(state): State<Arc<AppState>>) -> Json<Vec<TradingPair>> {
-    Json(state.products.iter().map(|p| TradingPair::from_id(p)).collect())
+    Json(state.products().list.iter().map(|p| TradingPair::from_id(p)).collect())
 }
 
 #[derive(Debug, Serialize)]

@@ -46,16 +46,24 @@ pub struct Readiness {
     /// while it backfills; `/api/candles` says which buckets are final).
     #[serde(skip_serializing_if = "Option::is_none")]
     backfill: Option<BackfillProgress>,
+    /// The listener has read the fleet's candles once (a later reconnect
+    /// does not make the instance unready: it still serves what it has).
+    listener: Check,
+    /// Every shard (live, how stale its last update is), the replicas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fleet: Option<crate::fleet::FleetStatus>,
 }
 
 /// Readiness: the database answers, the writer is keeping up, the component
-/// has a working instance. 503 with the failing checks otherwise.
+/// has a working instance, the feed subscribed and the fleet's listener read
+/// the fleet once. 503 with the failing checks otherwise. The fleet's shards
+/// (and how stale each one's last update is) are shown either way.
 pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Readiness>) {
     let database = match tokio::time::timeout(Duration::from_secs(2), crate::storage::ping(&state.pool)).await {
         Ok(r) => r.map_err(|e| e.to_string()),
         Err(_) => Err("no answer within 2 s".to_string()),
     };
-    let writer = match state.writer.last_error() {
+    let writer = match state.writer.as_ref().and_then(|w| w.last_error()) {
         None => Ok(()),
         Some(e) => Err(format!("flushes failing: {e}")),
     };
@@ -79,13 +87,23 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Rea
             f.connections.len()
         )),
     };
+    let fleet = state.fleet.as_ref().map(|f| f.status());
+    let listener = match &fleet {
+        Some(f) if !f.synced => Err(f
+            .error
+            .clone()
+            .unwrap_or_else(|| "has not read the fleet's candles yet".into())),
+        _ => Ok(()),
+    };
     let r = Readiness {
-        ready: database.is_ok() && writer.is_ok() && component.is_ok() && feed.is_ok(),
+        ready: database.is_ok() && writer.is_ok() && component.is_ok() && feed.is_ok() && listener.is_ok(),
         database: Check::from(database),
         writer: Check::from(writer),
         component: Check::from(component),
         feed: Check::from(feed),
         backfill: state.history.as_ref().map(|h| h.stats.backfill.progress()),
+        listener: Check::from(listener),
+        fleet,
     };
     let status = if r.ready {
         StatusCode::OK

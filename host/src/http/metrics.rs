@@ -159,54 +159,12 @@ pub fn render(state: &AppState) -> String {
         e.late_revisions,
     );
 
-    let w = &state.writer;
-    o.one(
-        "spot_writer_updates_total",
-        "counter",
-        "Candle updates the writer received.",
-        w.updates.load(Relaxed),
-    );
-    o.one(
-        "spot_writer_rows_written_total",
-        "counter",
-        "Rows written.",
-        w.rows_written.load(Relaxed),
-    );
-    o.one(
-        "spot_writer_flushes_total",
-        "counter",
-        "Successful flushes.",
-        w.flushes.load(Relaxed),
-    );
-    o.one(
-        "spot_writer_flush_failures_total",
-        "counter",
-        "Failed flushes (retried).",
-        w.failures.load(Relaxed),
-    );
-    o.histogram(
-        "spot_writer_flush_seconds",
-        "Time of each successful flush.",
-        &w.flush_seconds,
-    );
-    o.histogram(
-        "spot_writer_flush_rows",
-        "Rows in each successful flush.",
-        &w.flush_rows,
-    );
-    o.one(
-        "spot_writer_pending_keys",
-        "gauge",
-        "Keys waiting to be written.",
-        w.pending.load(Relaxed),
-    );
-    o.one(
-        "spot_writer_healthy",
-        "gauge",
-        "1 when the last flush succeeded.",
-        u8::from(w.healthy()),
-    );
-
+    if let Some(w) = &state.writer {
+        writer(&mut o, w);
+    }
+    if let Some(f) = &state.fleet {
+        fleet(&mut o, f);
+    }
     if let Some(f) = &state.feed {
         feed(&mut o, f);
     }
@@ -264,6 +222,173 @@ pub fn render(state: &AppState) -> String {
         h.skipped.load(Relaxed),
     );
     o.0
+}
+
+fn writer(o: &mut Out, w: &crate::storage::WriterStats) {
+    o.one(
+        "spot_writer_updates_total",
+        "counter",
+        "Candle updates the writer received.",
+        w.updates.load(Relaxed),
+    );
+    o.one(
+        "spot_writer_rows_written_total",
+        "counter",
+        "Rows written.",
+        w.rows_written.load(Relaxed),
+    );
+    o.one(
+        "spot_writer_flushes_total",
+        "counter",
+        "Successful flushes.",
+        w.flushes.load(Relaxed),
+    );
+    o.one(
+        "spot_writer_flush_failures_total",
+        "counter",
+        "Failed flushes (retried).",
+        w.failures.load(Relaxed),
+    );
+    o.histogram(
+        "spot_writer_flush_seconds",
+        "Time of each successful flush.",
+        &w.flush_seconds,
+    );
+    o.histogram(
+        "spot_writer_flush_rows",
+        "Rows in each successful flush.",
+        &w.flush_rows,
+    );
+    o.one(
+        "spot_writer_pending_keys",
+        "gauge",
+        "Keys waiting to be written.",
+        w.pending.load(Relaxed),
+    );
+    o.one(
+        "spot_writer_healthy",
+        "gauge",
+        "1 when the last flush succeeded.",
+        u8::from(w.healthy()),
+    );
+    o.one(
+        "spot_writer_published_flushes_total",
+        "counter",
+        "Flushes whose changed rows were published to the fleet (fleet_updates).",
+        w.published.load(Relaxed),
+    );
+    o.one(
+        "spot_writer_notifications_total",
+        "counter",
+        "NOTIFYs sent to the fleet (at most one per flush).",
+        w.notifications.load(Relaxed),
+    );
+    o.one(
+        "spot_writer_notify_failures_total",
+        "counter",
+        "NOTIFYs that failed (the candles were stored; the next flush notifies them).",
+        w.notify_failures.load(Relaxed),
+    );
+}
+
+fn fleet(o: &mut Out, v: &crate::fleet::FleetView) {
+    let status = v.status();
+    o.family(
+        "spot_fleet_shard_up",
+        "gauge",
+        "1 when the shard's freshest instance was heard from within the stale limit and has not stopped.",
+    );
+    for s in &status.shards {
+        o.sample(
+            "spot_fleet_shard_up",
+            &format!("shard=\"{}\"", s.shard),
+            u8::from(s.live),
+        );
+    }
+    o.family(
+        "spot_fleet_shard_heartbeat_age_seconds",
+        "gauge",
+        "Seconds since the shard's freshest instance renewed its row.",
+    );
+    for s in &status.shards {
+        o.sample(
+            "spot_fleet_shard_heartbeat_age_seconds",
+            &format!("shard=\"{}\"", s.shard),
+            s.heartbeat_age_s,
+        );
+    }
+    o.family(
+        "spot_fleet_shard_last_update_age_seconds",
+        "gauge",
+        "Seconds since the shard's writer last changed a stored candle.",
+    );
+    for s in &status.shards {
+        if let Some(age) = s.last_update_age_s {
+            o.sample(
+                "spot_fleet_shard_last_update_age_seconds",
+                &format!("shard=\"{}\"", s.shard),
+                age,
+            );
+        }
+    }
+    o.one(
+        "spot_fleet_replicas",
+        "gauge",
+        "Live stream-only replicas.",
+        status.replicas.iter().filter(|r| r.live).count(),
+    );
+    o.one(
+        "spot_fleet_products",
+        "gauge",
+        "Products served (the whole fleet's).",
+        v.catalog().products().list.len(),
+    );
+    let f = v.stats();
+    o.one(
+        "spot_fleet_listening",
+        "gauge",
+        "1 while the listener's connection is up.",
+        u8::from(f.connected.load(Relaxed)),
+    );
+    for (name, help, value) in [
+        (
+            "spot_fleet_listener_connects_total",
+            "Listener connections made.",
+            &f.connects,
+        ),
+        (
+            "spot_fleet_listener_disconnects_total",
+            "Listener connections lost.",
+            &f.disconnects,
+        ),
+        (
+            "spot_fleet_resyncs_total",
+            "Reads of the current candle of every followed key (each connect, new products, a writer's request).",
+            &f.resyncs,
+        ),
+        (
+            "spot_fleet_notifications_total",
+            "Notifications of other instances' flushes.",
+            &f.notifications,
+        ),
+        (
+            "spot_fleet_candles_read_total",
+            "Other instances' candles read back.",
+            &f.candles_read,
+        ),
+        (
+            "spot_fleet_candles_applied_total",
+            "Other instances' candles rendered here.",
+            &f.candles_applied,
+        ),
+        (
+            "spot_fleet_candles_stale_total",
+            "Candles read back but not newer than the one shown.",
+            &f.candles_stale,
+        ),
+    ] {
+        o.one(name, "counter", help, value.load(Relaxed));
+    }
 }
 
 fn feed(o: &mut Out, f: &crate::feed::FeedStats) {

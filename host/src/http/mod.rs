@@ -20,7 +20,6 @@ pub mod serve;
 pub mod sse_socket;
 pub mod stream;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Router;
@@ -29,6 +28,7 @@ use deadpool_postgres::Pool;
 
 use crate::engine::EngineHandle;
 use crate::feed::FeedStats;
+use crate::fleet::{Catalog, FleetView, Products};
 use crate::history::HistoryStats;
 use crate::hub::Hub;
 use crate::rest::BudgetStats;
@@ -39,11 +39,11 @@ pub struct AppState {
     pub pool: Pool,
     /// The `exchange` column's value.
     pub exchange: String,
-    /// The products this instance serves, sorted.
-    pub products: Vec<String>,
-    product_set: HashSet<String>,
+    /// The products served: the whole fleet's.
+    pub catalog: Arc<Catalog>,
     pub engine: EngineHandle,
-    pub writer: Arc<WriterStats>,
+    /// The writer's counters (`None` on a replica, which writes nothing).
+    pub writer: Option<Arc<WriterStats>>,
     pub hub: Hub,
     /// Where the page loads the Datastar client from.
     pub datastar_url: String,
@@ -53,27 +53,25 @@ pub struct AppState {
     pub history: Option<HistoryView>,
     /// Hot swap (`None` when `ADMIN_TOKEN` is unset: no admin routes).
     pub admin: Option<Arc<crate::admin::Admin>>,
+    /// The fleet: every shard's liveness, the listener.
+    pub fleet: Option<FleetView>,
 }
 
 impl AppState {
-    /// State for the handlers; `products` are the ones this instance serves.
+    /// State for the handlers; `catalog` holds the products served.
     pub fn new(
         pool: Pool,
         exchange: String,
-        mut products: Vec<String>,
+        catalog: Arc<Catalog>,
         engine: EngineHandle,
-        writer: Arc<WriterStats>,
+        writer: Option<Arc<WriterStats>>,
         hub: Hub,
         datastar_url: String,
     ) -> Self {
-        products.sort();
-        products.dedup();
-        let product_set = products.iter().cloned().collect();
         AppState {
             pool,
             exchange,
-            products,
-            product_set,
+            catalog,
             engine,
             writer,
             hub,
@@ -81,7 +79,19 @@ impl AppState {
             feed: None,
             history: None,
             admin: None,
+            fleet: None,
         }
+    }
+
+    /// Report the fleet in `/readyz` and `/metrics`.
+    pub fn with_fleet(mut self, fleet: Option<FleetView>) -> Self {
+        self.fleet = fleet;
+        self
+    }
+
+    /// The products served now, sorted.
+    pub fn products(&self) -> Arc<Products> {
+        self.catalog.products()
     }
 
     /// Report the history's counters in `/metrics`, `/readyz` and `/api/audit`.
@@ -102,9 +112,9 @@ impl AppState {
         self
     }
 
-    /// Whether this instance serves `product`.
+    /// Whether `product` is served (by any instance of the fleet).
     pub fn serves(&self, product: &str) -> bool {
-        self.product_set.contains(product)
+        self.catalog.contains(product)
     }
 }
 

@@ -37,7 +37,7 @@ fn render(raw: Option<&str>, state: &AppState) -> Result<String, BadRequest> {
             }
             v.to_string()
         }
-        None => match state.products.first() {
+        None => match state.products().list.first() {
             Some(p) => p.clone(),
             None => return Err(BadRequest::new(axum::http::StatusCode::NOT_FOUND, "no products")),
         },
@@ -52,7 +52,8 @@ fn render(raw: Option<&str>, state: &AppState) -> Result<String, BadRequest> {
         }
     }
     let options: String = state
-        .products
+        .products()
+        .list
         .iter()
         .map(|p| {
             let selected = if *p == product { " selected" } else { "" };

@@ -1,5 +1,6 @@
 //! `components` and `active_component`: the `.wasm` of every component swapped
-//! in, and which one each shard runs.
+//! in, and which one each shard runs (a replica keeps no record of its own:
+//! it runs the fleet's component, `storage::fleet_ops`).
 
 use deadpool_postgres::Pool;
 
@@ -12,22 +13,54 @@ pub struct ActiveComponent {
     /// The `COMPONENT_PATH` component when it was activated.
     pub base_sha256: String,
     pub wasm: Vec<u8>,
+    /// Unix seconds it was activated.
+    pub activated_at: i64,
+}
+
+/// A kept component.
+#[derive(Debug, Clone)]
+pub struct KeptComponent {
+    pub name: String,
+    pub version: String,
+    pub wasm: Vec<u8>,
 }
 
 /// One shard's record.
 #[derive(Clone)]
 pub struct ComponentStore {
     pool: Pool,
-    shard: i32,
+    /// `None`: a replica, which records nothing of its own.
+    shard: Option<i32>,
 }
 
 impl ComponentStore {
-    /// The record of shard `shard`.
-    pub fn new(pool: Pool, shard: u32) -> Self {
+    /// The record of shard `shard` (`None`: no record).
+    pub fn new(pool: Pool, shard: Option<u32>) -> Self {
         ComponentStore {
             pool,
-            shard: shard as i32,
+            shard: shard.map(|s| s as i32),
         }
+    }
+
+    /// The database pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// A kept component by sha256.
+    pub async fn get(&self, sha256: &str) -> Result<Option<KeptComponent>, StorageError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT name, version, wasm FROM components WHERE sha256 = $1",
+                &[&sha256],
+            )
+            .await?;
+        Ok(row.map(|r| KeptComponent {
+            name: r.get(0),
+            version: r.get(1),
+            wasm: r.get(2),
+        }))
     }
 
     /// Keep a component's `.wasm` (once per sha256).
@@ -45,13 +78,16 @@ impl ComponentStore {
 
     /// Make a kept component the shard's component.
     pub async fn set_active(&self, sha256: &str, base_sha256: &str) -> Result<(), StorageError> {
+        let Some(shard) = self.shard else {
+            return Ok(());
+        };
         let client = self.pool.get().await?;
         client
             .execute(
                 "INSERT INTO active_component (shard, sha256, base_sha256) VALUES ($1, $2, $3)
                  ON CONFLICT (shard) DO UPDATE SET sha256 = EXCLUDED.sha256,
                      base_sha256 = EXCLUDED.base_sha256, activated_at = now()",
-                &[&self.shard, &sha256, &base_sha256],
+                &[&shard, &sha256, &base_sha256],
             )
             .await?;
         Ok(())
@@ -59,18 +95,22 @@ impl ComponentStore {
 
     /// The shard's component, if one was ever activated.
     pub async fn active(&self) -> Result<Option<ActiveComponent>, StorageError> {
+        let Some(shard) = self.shard else {
+            return Ok(None);
+        };
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
-                "SELECT a.sha256, a.base_sha256, c.wasm FROM active_component a
-                 JOIN components c USING (sha256) WHERE a.shard = $1",
-                &[&self.shard],
+                "SELECT a.sha256, a.base_sha256, c.wasm, extract(epoch FROM a.activated_at)::int8
+                 FROM active_component a JOIN components c USING (sha256) WHERE a.shard = $1",
+                &[&shard],
             )
             .await?;
         Ok(row.map(|r| ActiveComponent {
             sha256: r.get(0),
             base_sha256: r.get(1),
             wasm: r.get(2),
+            activated_at: r.get(3),
         }))
     }
 }

@@ -42,6 +42,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/0004_history.up.sql"),
         down: include_str!("../../../migrations/0004_history.down.sql"),
     },
+    Migration {
+        version: 5,
+        name: "fleet",
+        up: include_str!("../../../migrations/0005_fleet.up.sql"),
+        down: include_str!("../../../migrations/0005_fleet.down.sql"),
+    },
 ];
 
 /// Any constant shared by every spot instance; "spot" in ASCII.

@@ -8,13 +8,19 @@
 //! - [`candles`]: stored candles for `GET /api/candles` and the audit;
 //! - [`repairs`], [`coverage`]: the windows waiting for REST and what the
 //!   backfill covered, kept across restarts;
-//! - [`pairs`]: the `trading_pairs` table.
+//! - [`pairs`]: the `trading_pairs` table;
+//! - the fleet: [`outbox`] (each flush's changed rows for the other
+//!   instances), [`instances`] (who is alive, what it runs), [`fleet_ops`]
+//!   (fleet-wide swaps and the fleet's component).
 
 pub mod candles;
 pub mod components;
 pub mod coverage;
 mod error;
+pub mod fleet_ops;
+pub mod instances;
 pub mod migrate;
+pub mod outbox;
 pub mod pairs;
 pub mod repairs;
 pub mod restore;
@@ -35,12 +41,7 @@ pub const EXCHANGE: &str = "coinbase";
 /// network or loopback). Connections are made on first use, so this succeeds
 /// while the database is down.
 pub fn pool(url: &str, size: usize) -> Result<Pool, StorageError> {
-    let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
-        // The URL may hold a password: say what is wrong, not the URL.
-        StorageError::Config(e.to_string())
-    })?;
-    config.connect_timeout(Duration::from_secs(5));
-    config.application_name("spot");
+    let config = connect_config(url)?;
     let manager = Manager::from_config(
         config,
         tokio_postgres::NoTls,
@@ -55,6 +56,22 @@ pub fn pool(url: &str, size: usize) -> Result<Pool, StorageError> {
         .create_timeout(Some(Duration::from_secs(5)))
         .build()
         .map_err(|e| StorageError::Config(e.to_string()))
+}
+
+/// The connection settings of `url` (what the pool and the fleet's listener,
+/// which needs a connection of its own, connect with).
+pub fn connect_config(url: &str) -> Result<tokio_postgres::Config, StorageError> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
+        // The URL may hold a password: say what is wrong, not the URL.
+        StorageError::Config(e.to_string())
+    })?;
+    config.connect_timeout(Duration::from_secs(5));
+    config.application_name("spot");
+    // A listener's connection is idle for long stretches: have the kernel
+    // find a peer that went away.
+    config.keepalives(true);
+    config.keepalives_idle(Duration::from_secs(10));
+    Ok(config)
 }
 
 /// Apply the pending migrations on a connection of `pool`.

@@ -60,6 +60,94 @@ pub const UPSERT_ONE: &str = concat!(
     on_conflict!()
 );
 
+/// The batch upsert that also publishes what it changed to the fleet: the
+/// rows the upsert really changed (a stale revision changes nothing) go into
+/// one `fleet_updates` row, in the same statement and so the same
+/// transaction; its id comes back (none when nothing changed).
+const UPSERT_PUBLISH: &str = concat!(
+    "WITH written AS (\n",
+    insert_into!(),
+    r#"SELECT $1, u.product_id, u.granularity::granularity, to_timestamp(u.ts),
+    u.open::numeric, u.high::numeric, u.low::numeric, u.close::numeric, u.volume::numeric,
+    u.trades, u.last_trade_id, u.complete, u.revision
+FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[],
+            $9::text[], $10::int4[], $11::int8[], $12::bool[], $13::int8[])
+    AS u(product_id, granularity, ts, open, high, low, close, volume, trades, last_trade_id, complete, revision)"#,
+    on_conflict!(),
+    r#"
+RETURNING c.product_id, c.granularity, c."timestamp", c.open, c.high, c.low, c.close, c.volume,
+    c.trades, c.last_trade_id, c.complete, c.revision)
+INSERT INTO fleet_updates (instance, product_id, granularity, ts, open, high, low, close, volume,
+    trades, last_trade_id, complete, revision)
+SELECT $14, array_agg(product_id), array_agg(granularity::text),
+    array_agg(extract(epoch FROM "timestamp")::int8), array_agg(open::text), array_agg(high::text),
+    array_agg(low::text), array_agg(close::text), array_agg(volume::text), array_agg(trades),
+    array_agg(last_trade_id), array_agg(complete), array_agg(revision)
+FROM written HAVING count(*) > 0
+RETURNING id, cardinality(product_id)"#
+);
+
+/// The batch's columns, as the statements bind them.
+struct Columns<'a> {
+    product: Vec<&'a str>,
+    granularity: Vec<&'static str>,
+    ts: Vec<i64>,
+    values: [Vec<String>; 5],
+    trades: Vec<i32>,
+    last_trade_id: Vec<Option<i64>>,
+    complete: Vec<bool>,
+    revision: Vec<i64>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(rows: impl ExactSizeIterator<Item = CandleRow<'a>>) -> Self {
+        let n = rows.len();
+        let mut c = Columns {
+            product: Vec::with_capacity(n),
+            granularity: Vec::with_capacity(n),
+            ts: Vec::with_capacity(n),
+            values: std::array::from_fn(|_| Vec::with_capacity(n)),
+            trades: Vec::with_capacity(n),
+            last_trade_id: Vec::with_capacity(n),
+            complete: Vec::with_capacity(n),
+            revision: Vec::with_capacity(n),
+        };
+        for r in rows {
+            let k = r.candle;
+            c.product.push(r.product);
+            c.granularity.push(k.granularity.name());
+            c.ts.push(k.start);
+            for (col, v) in c.values.iter_mut().zip([k.open, k.high, k.low, k.close, k.volume]) {
+                col.push(v.to_string());
+            }
+            c.trades.push(i32::try_from(k.trades).unwrap_or(i32::MAX));
+            c.last_trade_id.push(stored_trade_id(k.last_trade_id));
+            c.complete.push(k.complete);
+            c.revision.push(r.revision);
+        }
+        c
+    }
+
+    /// The parameters `$2..$13` (after the exchange).
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 12] {
+        let [open, high, low, close, volume] = &self.values;
+        [
+            &self.product,
+            &self.granularity,
+            &self.ts,
+            open,
+            high,
+            low,
+            close,
+            volume,
+            &self.trades,
+            &self.last_trade_id,
+            &self.complete,
+            &self.revision,
+        ]
+    }
+}
+
 /// Write `rows` in one statement. The rows must have distinct keys (PostgreSQL
 /// refuses to update one row twice in a statement): the writer coalesces first.
 pub async fn upsert<'a, C: GenericClient>(
@@ -67,50 +155,43 @@ pub async fn upsert<'a, C: GenericClient>(
     exchange: &str,
     rows: impl ExactSizeIterator<Item = CandleRow<'a>>,
 ) -> Result<u64, StorageError> {
-    let n = rows.len();
-    let mut product = Vec::with_capacity(n);
-    let mut granularity = Vec::with_capacity(n);
-    let mut ts = Vec::with_capacity(n);
-    let mut values: [Vec<String>; 5] = std::array::from_fn(|_| Vec::with_capacity(n));
-    let mut trades = Vec::with_capacity(n);
-    let mut last_trade_id = Vec::with_capacity(n);
-    let mut complete = Vec::with_capacity(n);
-    let mut revision = Vec::with_capacity(n);
-    for r in rows {
-        let c = r.candle;
-        product.push(r.product);
-        granularity.push(c.granularity.name());
-        ts.push(c.start);
-        for (col, v) in values.iter_mut().zip([c.open, c.high, c.low, c.close, c.volume]) {
-            col.push(v.to_string());
-        }
-        trades.push(i32::try_from(c.trades).unwrap_or(i32::MAX));
-        last_trade_id.push(stored_trade_id(c.last_trade_id));
-        complete.push(c.complete);
-        revision.push(r.revision);
-    }
+    let columns = Columns::of(rows);
     let statement = client.prepare_cached(UPSERT).await?;
-    let [open, high, low, close, volume] = &values;
-    Ok(client
-        .execute(
-            &statement,
-            &[
-                &exchange,
-                &product,
-                &granularity,
-                &ts,
-                open,
-                high,
-                low,
-                close,
-                volume,
-                &trades,
-                &last_trade_id,
-                &complete,
-                &revision,
-            ],
-        )
-        .await?)
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&exchange];
+    params.extend(columns.params());
+    Ok(client.execute(&statement, &params).await?)
+}
+
+/// What [`upsert_publishing`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The `fleet_updates` row holding the changed rows (none changed: `None`).
+    pub id: Option<i64>,
+    /// Rows the upsert changed.
+    pub changed: u64,
+}
+
+/// [`upsert`], and what it changed into one `fleet_updates` row of
+/// `instance`, in the same statement.
+pub async fn upsert_publishing<'a, C: GenericClient>(
+    client: &C,
+    exchange: &str,
+    instance: &str,
+    rows: impl ExactSizeIterator<Item = CandleRow<'a>>,
+) -> Result<Published, StorageError> {
+    let columns = Columns::of(rows);
+    let statement = client.prepare_cached(UPSERT_PUBLISH).await?;
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&exchange];
+    params.extend(columns.params());
+    params.push(&instance);
+    let row = client.query_opt(&statement, &params).await?;
+    Ok(match row {
+        None => Published { id: None, changed: 0 },
+        Some(r) => Published {
+            id: Some(r.get(0)),
+            changed: r.get::<_, i32>(1).max(0) as u64,
+        },
+    })
 }
 
 /// Write one row with one statement (the baseline; the writer never does this).

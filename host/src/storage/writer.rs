@@ -17,11 +17,18 @@
 //! an instance still shutting down) never overwrites a newer row.
 //!
 //! Restore outputs (the candles read back from storage at start) are not
-//! written again: they are what is stored.
+//! written again: they are what is stored; nor are the fleet's outputs (other
+//! instances' candles, rendered here for this instance's streams).
+//!
+//! With `publish` set (every ingesting server), a flush also puts the rows it
+//! changed into `fleet_updates` in the same statement and, once committed,
+//! sends one NOTIFY naming that row ([`super::outbox`]). A NOTIFY that fails
+//! costs no candle: its ids ride on the next flush's notification (past
+//! [`super::outbox::MAX_IDS`], that one tells listeners to resync instead).
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,7 +39,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::StorageError;
-use super::upsert::{CandleRow, upsert};
+use super::outbox::{self, Notice};
+use super::upsert::{CandleRow, upsert, upsert_publishing};
 use crate::engine::{Cause, EngineOutput};
 
 /// How the writer batches and retries.
@@ -55,6 +63,10 @@ pub struct WriterConfig {
     /// When the input closes (shutdown), keep trying to write what is held
     /// for this long, then give up and say how much was lost.
     pub drain_timeout: Duration,
+    /// Publish every flush to the fleet as this instance (`None`: store only).
+    pub publish: Option<Arc<str>>,
+    /// Published rows are deleted after this long (checked every minute).
+    pub publish_keep: Duration,
 }
 
 impl Default for WriterConfig {
@@ -68,6 +80,8 @@ impl Default for WriterConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(5),
+            publish: None,
+            publish_keep: Duration::from_secs(300),
         }
     }
 }
@@ -93,6 +107,13 @@ pub struct WriterStats {
     pub flush_seconds: crate::histogram::Histogram,
     /// Rows given up at shutdown because the database stayed away.
     pub lost_at_shutdown: AtomicU64,
+    /// Unix ms of the last flush that changed a stored row (0: none yet).
+    pub last_change_ms: AtomicI64,
+    /// Flushes published to the fleet, notifications sent, and NOTIFYs that
+    /// failed (their ids went with a later one).
+    pub published: AtomicU64,
+    pub notifications: AtomicU64,
+    pub notify_failures: AtomicU64,
     /// False from a failed flush until the next successful one.
     healthy: AtomicBool,
     last_error: Mutex<Option<String>>,
@@ -156,6 +177,8 @@ impl Writer {
             seq: 0,
             revisions: Revisions::default(),
             waiters: Vec::new(),
+            unnotified: Vec::new(),
+            last_trim: None,
         };
         Writer {
             control,
@@ -221,7 +244,7 @@ struct Task {
     /// may start (the database rests as long as the last flush took).
     flush_started: Instant,
     rest_until: Option<Instant>,
-    in_flight: Option<JoinHandle<(Batch, Result<u64, StorageError>)>>,
+    in_flight: Option<JoinHandle<Landed>>,
     /// Rows in the batch in flight (the batch itself is inside the task).
     in_flight_rows: usize,
     backoff: Duration,
@@ -232,7 +255,31 @@ struct Task {
     revisions: Revisions,
     /// Syncs waiting for everything up to their sequence number.
     waiters: Vec<(u64, oneshot::Sender<()>)>,
+    /// Published `fleet_updates` ids whose NOTIFY failed (sent with the next).
+    unnotified: Vec<i64>,
+    /// When old published rows were last deleted.
+    last_trim: Option<Instant>,
 }
+
+/// A flush that came back: its rows, the result, the ids still unnotified.
+struct Landed {
+    batch: Batch,
+    result: Result<Flushed, StorageError>,
+    unnotified: Vec<i64>,
+}
+
+/// What a successful flush did.
+struct Flushed {
+    /// Rows it changed, when known (publishing counts them).
+    changed: Option<u64>,
+    /// A notification went out.
+    notified: bool,
+    /// The NOTIFY that failed (the rows are stored).
+    notify_error: Option<StorageError>,
+}
+
+/// How often published rows older than `publish_keep` are deleted.
+const TRIM_EVERY: Duration = Duration::from_secs(60);
 
 impl Task {
     async fn run(mut self) {
@@ -243,7 +290,10 @@ impl Task {
                 landed = async { self.in_flight.as_mut().expect("guarded").await }, if self.in_flight.is_some() => {
                     self.in_flight = None;
                     match landed {
-                        Ok((batch, result)) => self.landed(batch, result),
+                        Ok(l) => {
+                            self.unnotified = l.unnotified;
+                            self.landed(l.batch, l.result)
+                        }
                         Err(e) => tracing::error!(error = %e, "storage flush task failed"),
                     }
                 }
@@ -302,9 +352,14 @@ impl Task {
         self.seq += 1;
         let n = out.updates.len() as u64;
         self.stats.updates.fetch_add(n, Ordering::Relaxed);
-        if out.cause == Cause::Restore {
-            self.stats.restored.fetch_add(n, Ordering::Relaxed);
-            return;
+        match out.cause {
+            Cause::Restore => {
+                self.stats.restored.fetch_add(n, Ordering::Relaxed);
+                return;
+            }
+            // Another instance's candles: it stores them itself.
+            Cause::Fleet => return,
+            Cause::Trades | Cause::Repair | Cause::Clock => {}
         }
         for u in &out.updates {
             let key = Key {
@@ -393,22 +448,54 @@ impl Task {
         self.in_flight_rows = batch.len();
         self.flush_started = now;
         let stats = self.stats.clone();
+        let publish = self.config.publish.clone();
+        let mut unnotified = std::mem::take(&mut self.unnotified);
+        let trim = (publish.is_some() && self.last_trim.is_none_or(|t| t.elapsed() >= TRIM_EVERY))
+            .then_some(self.config.publish_keep);
+        if trim.is_some() {
+            self.last_trim = Some(now);
+        }
         self.in_flight = Some(tokio::spawn(async move {
             let started = std::time::Instant::now();
-            let result = tokio::time::timeout(timeout, write(&pool, &exchange, &batch))
-                .await
-                .unwrap_or(Err(StorageError::Timeout(timeout)));
+            let result = tokio::time::timeout(
+                timeout,
+                write(&pool, &exchange, publish.as_deref(), &batch, &mut unnotified, trim),
+            )
+            .await
+            .unwrap_or(Err(StorageError::Timeout(timeout)));
             if result.is_ok() {
                 stats.flush_seconds.observe(started.elapsed().as_secs_f64());
                 stats.flush_rows.observe(batch.len() as f64);
             }
-            (batch, result)
+            Landed {
+                batch,
+                result,
+                unnotified,
+            }
         }));
     }
 
-    fn landed(&mut self, batch: Batch, result: Result<u64, StorageError>) {
+    fn landed(&mut self, batch: Batch, result: Result<Flushed, StorageError>) {
         match result {
-            Ok(_) => {
+            Ok(flushed) => {
+                if flushed.changed.is_none_or(|n| n > 0) {
+                    self.stats
+                        .last_change_ms
+                        .store(crate::engine::now_ms(), Ordering::Relaxed);
+                }
+                if flushed.changed.is_some() {
+                    self.stats.published.fetch_add(1, Ordering::Relaxed);
+                }
+                if flushed.notified {
+                    self.stats.notifications.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(e) = flushed.notify_error {
+                    let before = self.stats.notify_failures.fetch_add(1, Ordering::Relaxed);
+                    if (before + 1).is_power_of_two() {
+                        tracing::warn!(error = %e, failures = before + 1, waiting = self.unnotified.len(),
+                            "fleet NOTIFY failed; the candles are stored, the next flush notifies them");
+                    }
+                }
                 let now = Instant::now();
                 self.rest_until = Some(now + (now - self.flush_started));
                 self.stats.rows_written.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -476,18 +563,63 @@ impl Task {
     }
 }
 
-async fn write(pool: &Pool, exchange: &str, batch: &Batch) -> Result<u64, StorageError> {
+/// Store `batch`; with `publish`, also put what changed into `fleet_updates`
+/// and notify it with the ids still `unnotified` (cleared once sent); with
+/// `trim`, delete published rows older than that.
+async fn write(
+    pool: &Pool,
+    exchange: &str,
+    publish: Option<&str>,
+    batch: &Batch,
+    unnotified: &mut Vec<i64>,
+    trim: Option<Duration>,
+) -> Result<Flushed, StorageError> {
     let client = pool.get().await?;
-    upsert(
-        &client,
-        exchange,
-        batch.iter().map(|(k, d)| CandleRow {
-            product: &k.product,
-            candle: &d.candle,
-            revision: d.revision,
-        }),
-    )
-    .await
+    let rows = batch.iter().map(|(k, d)| CandleRow {
+        product: &k.product,
+        candle: &d.candle,
+        revision: d.revision,
+    });
+    let Some(instance) = publish else {
+        upsert(&client, exchange, rows).await?;
+        return Ok(Flushed {
+            changed: None,
+            notified: false,
+            notify_error: None,
+        });
+    };
+    let published = upsert_publishing(&client, exchange, instance, rows).await?;
+    unnotified.extend(published.id);
+    let mut flushed = Flushed {
+        changed: Some(published.changed),
+        notified: false,
+        notify_error: None,
+    };
+    if !unnotified.is_empty() {
+        let notice = if unnotified.len() > outbox::MAX_IDS {
+            Notice::Resync {
+                instance: instance.to_string(),
+            }
+        } else {
+            Notice::Rows {
+                instance: instance.to_string(),
+                ids: unnotified.clone(),
+            }
+        };
+        match outbox::notify(&client, &notice).await {
+            Ok(()) => {
+                unnotified.clear();
+                flushed.notified = true;
+            }
+            Err(e) => flushed.notify_error = Some(e),
+        }
+    }
+    if let Some(keep) = trim
+        && let Err(e) = outbox::trim(&client, keep.as_secs() as i64).await
+    {
+        tracing::warn!(error = %e, "cannot delete old fleet updates");
+    }
+    Ok(flushed)
 }
 
 async fn sleep_until(at: Option<Instant>) {

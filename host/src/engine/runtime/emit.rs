@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
-use spot_wire::{Outcome, encode_all};
+use spot_wire::{Candle, Outcome, encode_all};
 
 use super::Runtime;
 use crate::engine::element;
@@ -13,9 +13,24 @@ use crate::engine::error::Fault;
 use crate::engine::{CandleUpdate, Cause, EngineOutput, GapReport};
 
 impl Runtime {
+    /// Render other instances' candles for this one's streams, like its own
+    /// (the state does not change: nothing is journaled).
+    pub(super) fn render_fleet(&mut self, candles: Vec<Candle>) {
+        self.stats.fleet_rendered.fetch_add(candles.len() as u64, Relaxed);
+        let outcome = Outcome {
+            updates: candles,
+            gaps: Vec::new(),
+            duplicates: 0,
+            ignored: 0,
+        };
+        self.emit(outcome, Cause::Fleet);
+    }
+
     /// Render the outcome's candles and hand it to every subscriber.
     pub(super) fn emit(&mut self, outcome: Outcome, cause: Cause) {
-        self.stats.updates.fetch_add(outcome.updates.len() as u64, Relaxed);
+        if cause != Cause::Fleet {
+            self.stats.updates.fetch_add(outcome.updates.len() as u64, Relaxed);
+        }
         self.stats.gaps.fetch_add(outcome.gaps.len() as u64, Relaxed);
         self.stats.duplicates.fetch_add(outcome.duplicates as u64, Relaxed);
         self.stats.ignored.fetch_add(outcome.ignored as u64, Relaxed);

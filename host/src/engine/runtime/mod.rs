@@ -53,6 +53,8 @@ pub(crate) enum Command {
         done: oneshot::Sender<Result<(), EngineError>>,
     },
     Advance(i64),
+    /// Render other instances' candles (see [`Runtime::render_fleet`]).
+    Render(Vec<Candle>),
     Subscribe(mpsc::Sender<Arc<EngineOutput>>),
     Attach(OutputSink),
     Swap {
@@ -213,6 +215,7 @@ impl Runtime {
                 Command::Advance(now) => {
                     let _ = self.input(Entry::Advance(now), Cause::Clock);
                 }
+                Command::Render(candles) => self.render_fleet(candles),
                 Command::Subscribe(tx) => self.subscribers.push(tx),
                 Command::Attach(sink) => self.sinks.push(sink),
                 Command::Swap { component, done } => self.begin_swap(component, done, false),
