@@ -87,8 +87,10 @@ components: toolchain
 ## storage (the writer vs one upsert per row and raw UNNEST), SSE fan-out,
 ## feed parse throughput (vs a generic JSON parse), the whole pipeline
 ## under load (fake Coinbase → server → 1,000 SSE clients, increasing rates),
-## and history (two days held: restore and RSS; the backfill of 900 products
-## x a day at the default REST rate against its bound).
+## history (two days held: restore and RSS; the backfill of 900 products
+## x a day at the default REST rate against its bound), and the fleet (a
+## shard's engine output to a replica's SSE client through PostgreSQL, at
+## 1,000 and 10,000 candle updates/s, against the shard's own clients).
 bench: components test-deps
 	$(CARGO) bench -p spot-host --bench engine
 	$(CARGO) bench -p spot-host --bench storage
@@ -96,6 +98,7 @@ bench: components test-deps
 	$(CARGO) bench -p spot-host --bench feed
 	$(CARGO) bench -p spot-host --bench pipeline
 	$(CARGO) bench -p spot-host --bench history
+	$(CARGO) bench -p spot-host --bench fleet
 
 lint:
 	$(CARGO) fmt --all -- --check

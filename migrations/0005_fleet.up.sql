@@ -21,7 +21,7 @@ CREATE TABLE fleet_instances (
 -- What each writer flush changed in live_candles, one row per flush (the
 -- flush's columns as arrays), written in the flush's own statement. A
 -- NOTIFY on channel spot_updates after the commit names the row's id; the
--- other instances read it back. Rows are kept a few minutes: a listener
+-- other instances read it back. Rows are kept a minute: a listener
 -- that was away resyncs from live_candles, not from here.
 CREATE TABLE fleet_updates (
     id            BIGSERIAL   PRIMARY KEY,

@@ -269,8 +269,17 @@ impl Follower {
         if ids.is_empty() {
             return Ok(());
         }
-        let candles = within(self.config.ping, outbox::read(client, &ids)).await??;
-        self.apply(candles).await
+        let read = within(self.config.ping, outbox::read(client, &ids)).await??;
+        self.apply(read.candles).await?;
+        if read.missing > 0 {
+            // This listener fell behind the outbox's keep: read every key.
+            tracing::warn!(
+                missing = read.missing,
+                "fleet listener: notified rows were already deleted; reading every key again"
+            );
+            return self.resync(client, None).await;
+        }
+        Ok(())
     }
 
     /// Read the current candle of every key of `only` (every followed

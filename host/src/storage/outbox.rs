@@ -89,14 +89,23 @@ pub async fn notify<C: GenericClient>(client: &C, notice: &Notice) -> Result<(),
     Ok(())
 }
 
+/// What [`read`] found.
+#[derive(Debug, Default)]
+pub struct Read {
+    pub candles: Vec<RemoteCandle>,
+    /// Of the ids asked for, how many were gone (deleted as old): the reader
+    /// then has to read the current state of every key again.
+    pub missing: usize,
+}
+
 /// The candles of the `fleet_updates` rows `ids`, in id order.
 ///
 /// On the listener's own connection (outside the pool, so no statement cache).
-pub async fn read(client: &tokio_postgres::Client, ids: &[i64]) -> Result<Vec<RemoteCandle>, StorageError> {
+pub async fn read(client: &tokio_postgres::Client, ids: &[i64]) -> Result<Read, StorageError> {
     let rows = client
         .query(
             r#"SELECT u.product_id, u.granularity, u.ts, u.open, u.high, u.low, u.close, u.volume,
-                      u.trades, u.last_trade_id, u.complete, u.revision
+                      u.trades, u.last_trade_id, u.complete, u.revision, f.id
                FROM fleet_updates f,
                     unnest(f.product_id, f.granularity, f.ts, f.open, f.high, f.low, f.close, f.volume,
                            f.trades, f.last_trade_id, f.complete, f.revision)
@@ -107,7 +116,16 @@ pub async fn read(client: &tokio_postgres::Client, ids: &[i64]) -> Result<Vec<Re
             &[&ids],
         )
         .await?;
-    Ok(parse(&rows))
+    // Every stored row holds at least one candle: the ids seen are the ids found.
+    let mut found: Vec<i64> = rows.iter().map(|r| r.get::<_, i64>(12)).collect();
+    found.dedup();
+    let mut asked = ids.to_vec();
+    asked.sort_unstable();
+    asked.dedup();
+    Ok(Read {
+        candles: parse(&rows),
+        missing: asked.len().saturating_sub(found.len()),
+    })
 }
 
 /// The newest stored bucket of every (product, granularity) of `products`
@@ -139,7 +157,8 @@ pub async fn current(
 }
 
 /// Delete the `fleet_updates` rows older than `seconds`: a listener reads a
-/// row within moments of its notification, and one that was away resyncs.
+/// row within moments of its notification; one that was away, or finds a
+/// row gone, reads the current state of every key instead.
 pub async fn trim<C: GenericClient>(client: &C, seconds: i64) -> Result<u64, StorageError> {
     Ok(client
         .execute(

@@ -65,7 +65,7 @@ pub struct WriterConfig {
     pub drain_timeout: Duration,
     /// Publish every flush to the fleet as this instance (`None`: store only).
     pub publish: Option<Arc<str>>,
-    /// Published rows are deleted after this long (checked every minute).
+    /// Published rows are deleted after this long (checked every 30 s).
     pub publish_keep: Duration,
 }
 
@@ -81,7 +81,7 @@ impl Default for WriterConfig {
             backoff_max: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(5),
             publish: None,
-            publish_keep: Duration::from_secs(300),
+            publish_keep: Duration::from_secs(60),
         }
     }
 }
@@ -279,7 +279,7 @@ struct Flushed {
 }
 
 /// How often published rows older than `publish_keep` are deleted.
-const TRIM_EVERY: Duration = Duration::from_secs(60);
+const TRIM_EVERY: Duration = Duration::from_secs(30);
 
 impl Task {
     async fn run(mut self) {
