@@ -542,3 +542,108 @@ async fn exact_numbers_round_trip_and_the_history_api_validates() {
     assert_eq!(common::http::get(addr, "/healthz").await.status, 200);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_writer_whose_notify_fails_keeps_writing_and_notifies_those_rows_with_the_next() {
+    common::trace();
+    let pg = Cluster::temporary().expect("cluster");
+    let admin = migrated_pool(&pg.url("postgres")).await;
+    // A role that may write candles but may not NOTIFY: every NOTIFY of its
+    // writer fails, as one does when the server's notification queue is full.
+    admin
+        .get()
+        .await
+        .expect("connection")
+        .batch_execute(
+            "CREATE ROLE writer LOGIN;
+             GRANT ALL ON ALL TABLES IN SCHEMA public TO writer;
+             GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO writer;
+             REVOKE EXECUTE ON FUNCTION pg_notify(text, text) FROM PUBLIC;",
+        )
+        .await
+        .expect("role");
+    let url = pg.url("postgres").replacen("postgres@", "writer@", 1);
+    assert!(url.contains("writer@"), "{url}");
+    let pool = storage::pool(&url, 2).expect("pool");
+
+    // A listener on a connection of its own, as the fleet's.
+    let (client, mut connection) = tokio_postgres::connect(&pg.url("postgres"), tokio_postgres::NoTls)
+        .await
+        .expect("listener");
+    let (notes, mut notified) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(Ok(m)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                let _ = notes.send(n.payload().to_string());
+            }
+        }
+    });
+    client
+        .batch_execute(&format!("LISTEN {}", storage::outbox::CHANNEL))
+        .await
+        .expect("listen");
+
+    let (tx, rx) = mpsc::channel(16);
+    let writer = Writer::spawn(
+        pool.clone(),
+        rx,
+        WriterConfig {
+            publish: Some(Arc::from("writer-1")),
+            ..WriterConfig::default()
+        },
+    );
+    let first = candle(Granularity::OneMinute, 1_704_499_200, fx("101.5"), fx("2"), 3);
+    tx.send(output(Cause::Trades, vec![(Arc::from("BTC-USD"), first)]))
+        .await
+        .expect("send");
+    writer.sync().await.expect("stored although its NOTIFY failed");
+    let s = writer.stats();
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(count(&s.notify_failures), 1);
+    assert_eq!(count(&s.notifications), 0);
+    assert!(s.healthy(), "a failed NOTIFY is not a failed flush");
+    assert_eq!(rows(&admin).await, vec![row_of("BTC-USD", &first)]);
+
+    // NOTIFY works again: the next flush's notification names both rows.
+    admin
+        .get()
+        .await
+        .expect("connection")
+        .batch_execute("GRANT EXECUTE ON FUNCTION pg_notify(text, text) TO writer")
+        .await
+        .expect("grant");
+    let second = candle(Granularity::OneMinute, 1_704_499_260, fx("102"), fx("1"), 4);
+    tx.send(output(Cause::Trades, vec![(Arc::from("ETH-USD"), second)]))
+        .await
+        .expect("send");
+    writer.sync().await.expect("sync");
+    let payload = tokio::time::timeout(Duration::from_secs(10), notified.recv())
+        .await
+        .expect("a notification")
+        .expect("the listener runs");
+    let Some(storage::outbox::Notice::Rows { instance, ids }) = storage::outbox::Notice::parse(&payload) else {
+        panic!("not a rows notice: {payload}");
+    };
+    assert_eq!(instance, "writer-1");
+    assert_eq!(ids.len(), 2, "{payload}");
+    let read = storage::outbox::read(&client, &ids).await.expect("read back");
+    assert_eq!(read.missing, 0);
+    let got: Vec<(String, Candle)> = read
+        .candles
+        .iter()
+        .map(|c| (c.product.to_string(), Candle { product: 0, ..c.candle }))
+        .collect();
+    let published = |c: &Candle| Candle {
+        authoritative: false,
+        ..*c
+    };
+    assert_eq!(
+        got,
+        vec![
+            ("BTC-USD".to_string(), published(&first)),
+            ("ETH-USD".to_string(), published(&second))
+        ]
+    );
+    drop(tx);
+    writer.finish().await;
+}

@@ -236,12 +236,17 @@ impl Follower {
     ) -> Result<(), FollowError> {
         let mut ids = Vec::new();
         let mut resync = false;
+        let now = crate::engine::now_ms();
         for (channel, payload) in notes {
             if channel == fleet_ops::CHANNEL {
                 let _ = self.control.send(payload);
                 continue;
             }
-            match Notice::parse(&payload) {
+            let notice = Notice::parse(&payload);
+            if let Some(Notice::Rows { instance, .. } | Notice::Resync { instance }) = &notice {
+                self.stats.heard_from(instance, now);
+            }
+            match notice {
                 Some(Notice::Rows { instance, .. } | Notice::Resync { instance }) if *instance == *self.me => {
                     FleetStats::add(&self.stats.own_notifications, 1);
                 }

@@ -271,7 +271,7 @@ impl FleetView {
         FleetStatus {
             instance: self.me.instance.to_string(),
             role: self.me.role.name(),
-            shards: view.shards(stale),
+            shards: view.shards(stale, &self.stats.heard(), crate::engine::now_ms()),
             replicas: view.replicas(stale),
             listening: connected,
             synced: self.stats.synced.load(std::sync::atomic::Ordering::Relaxed),

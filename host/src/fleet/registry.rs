@@ -4,6 +4,7 @@
 //! [`Catalog`], the members to the [`View`] that `/readyz`, `/metrics` and
 //! the admin show. A stop marks the row stopped.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -51,8 +52,10 @@ pub struct ReplicaStatus {
 }
 
 impl View {
-    /// Each shard's freshest instance, by shard index.
-    pub fn shards(&self, stale_after: Duration) -> Vec<ShardStatus> {
+    /// Each shard's freshest instance, by shard index. `heard` (instance →
+    /// unix ms of its last notification here, with `now_ms`) makes the last
+    /// update's age fresher than the heartbeat that recorded it.
+    pub fn shards(&self, stale_after: Duration, heard: &HashMap<String, i64>, now_ms: i64) -> Vec<ShardStatus> {
         let mut best: std::collections::BTreeMap<u32, &Member> = Default::default();
         for m in self.members.iter().filter(|m| m.role == Role::Ingest.name()) {
             let Some(shard) = m.shard else { continue };
@@ -68,7 +71,13 @@ impl View {
                 live: live(m, stale_after),
                 stopped: m.stopped,
                 heartbeat_age_s: round(m.heartbeat_age_s),
-                last_update_age_s: m.last_update_age_s.map(round),
+                last_update_age_s: {
+                    let here = heard.get(&m.instance).map(|t| (now_ms - t).max(0) as f64 / 1000.0);
+                    match (m.last_update_age_s, here) {
+                        (Some(a), Some(b)) => Some(round(a.min(b))),
+                        (a, b) => a.or(b).map(round),
+                    }
+                },
                 products: m.products.len(),
                 component: m.component.clone(),
             })
@@ -170,16 +179,19 @@ impl Beat {
         Ok(())
     }
 
-    /// Beat until `stop`, then mark this instance stopped.
+    /// Beat until `stop` (and at once when the active component changes),
+    /// then mark this instance stopped.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(self.config.heartbeat);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
+        let mut active = self.engine.active();
         let mut failing = false;
         loop {
             tokio::select! {
                 _ = super::stopped(&mut stop) => break,
                 _ = tick.tick() => {}
+                changed = active.changed() => if changed.is_err() { break },
             }
             match tokio::time::timeout(self.config.heartbeat * 2, self.beat()).await {
                 Ok(Ok(())) => {

@@ -1,5 +1,6 @@
 //! The listener's counters (exported as metrics and in `/readyz`).
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -30,6 +31,8 @@ pub struct FleetStats {
     /// Unix ms of the last candle applied (0: none).
     pub last_applied_ms: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// When each instance's last notification arrived here (unix ms).
+    heard: Mutex<HashMap<String, i64>>,
 }
 
 impl FleetStats {
@@ -40,6 +43,21 @@ impl FleetStats {
 
     pub(crate) fn set_error(&self, e: String) {
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+    }
+
+    /// When each instance's last flush was notified here (unix ms).
+    pub fn heard(&self) -> HashMap<String, i64> {
+        self.heard.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn heard_from(&self, instance: &str, at_ms: i64) {
+        let mut heard = self.heard.lock().unwrap_or_else(|p| p.into_inner());
+        match heard.get_mut(instance) {
+            Some(t) => *t = at_ms,
+            None => {
+                heard.insert(instance.to_string(), at_ms);
+            }
+        }
     }
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
