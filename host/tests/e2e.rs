@@ -7,7 +7,7 @@
 mod common;
 
 use common::fake::{past_minute, stored_differences, wait_until};
-use common::http::{Sse, attr, get, sse};
+use common::http::{Sse, attr, get, shown, sse};
 use common::process::{spawn, until_log};
 
 use std::collections::BTreeMap;
@@ -51,22 +51,11 @@ async fn stream_matches_storage(
             );
         }
     }
-    let shown = |el: &String| {
-        [
-            "data-timestamp",
-            "data-open",
-            "data-high",
-            "data-low",
-            "data-close",
-            "data-volume",
-        ]
-        .map(|a| attr(el, a).unwrap_or_default())
-    };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let differ: Vec<&String> = want
             .iter()
-            .filter(|(id, w)| last.get(*id).map(shown).as_ref() != Some(*w))
+            .filter(|(id, w)| last.get(*id).map(|el| shown(el)).as_ref() != Some(*w))
             .map(|(id, _)| id)
             .collect();
         if differ.is_empty() {

@@ -9,7 +9,7 @@
 mod common;
 
 use common::fake::exchange_and_database;
-use common::http::{Sse, attr, get, request, sse};
+use common::http::{Sse, attr, get, request, shown, sse};
 use common::process::{Process, spawn};
 
 use std::collections::{BTreeMap, HashSet};
@@ -135,17 +135,7 @@ impl Client {
                             c.volume.to_string(),
                         ]
                     });
-                    let have = self.last.get(&id).map(|el| {
-                        [
-                            "data-timestamp",
-                            "data-open",
-                            "data-high",
-                            "data-low",
-                            "data-close",
-                            "data-volume",
-                        ]
-                        .map(|a| attr(el, a).unwrap_or_default())
-                    });
+                    let have = self.last.get(&id).map(|el| shown(el));
                     if want != have {
                         differ.push(format!("{id}: have {have:?}, want {want:?}"));
                     }

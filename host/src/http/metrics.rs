@@ -293,44 +293,32 @@ fn writer(o: &mut Out, w: &crate::storage::WriterStats) {
 
 fn fleet(o: &mut Out, v: &crate::fleet::FleetView) {
     let status = v.status();
-    o.family(
-        "spot_fleet_shard_up",
-        "gauge",
-        "1 when the shard's freshest instance was heard from within the stale limit and has not stopped.",
-    );
-    for s in &status.shards {
-        o.sample(
-            "spot_fleet_shard_up",
-            &format!("shard=\"{}\"", s.shard),
-            u8::from(s.live),
-        );
-    }
-    o.family(
-        "spot_fleet_shard_heartbeat_age_seconds",
-        "gauge",
-        "Seconds since the shard's freshest instance renewed its row.",
-    );
-    for s in &status.shards {
-        o.sample(
-            "spot_fleet_shard_heartbeat_age_seconds",
-            &format!("shard=\"{}\"", s.shard),
-            s.heartbeat_age_s,
-        );
-    }
-    o.family(
-        "spot_fleet_shard_last_update_age_seconds",
-        "gauge",
-        "Seconds since the shard's writer last changed a stored candle.",
-    );
-    for s in &status.shards {
-        if let Some(age) = s.last_update_age_s {
-            o.sample(
-                "spot_fleet_shard_last_update_age_seconds",
-                &format!("shard=\"{}\"", s.shard),
-                age,
-            );
+    let per_shard = |o: &mut Out, name: &str, help: &str, value: &dyn Fn(&crate::fleet::ShardStatus) -> Option<f64>| {
+        o.family(name, "gauge", help);
+        for s in &status.shards {
+            if let Some(v) = value(s) {
+                o.sample(name, &format!("shard=\"{}\"", s.shard), v);
+            }
         }
-    }
+    };
+    per_shard(
+        o,
+        "spot_fleet_shard_up",
+        "1 when the shard's freshest instance was heard from within the stale limit and has not stopped.",
+        &|s| Some(f64::from(u8::from(s.live))),
+    );
+    per_shard(
+        o,
+        "spot_fleet_shard_heartbeat_age_seconds",
+        "Seconds since the shard's freshest instance renewed its row.",
+        &|s| Some(s.heartbeat_age_s),
+    );
+    per_shard(
+        o,
+        "spot_fleet_shard_last_update_age_seconds",
+        "Seconds since the shard's writer last changed a stored candle (or its last flush was heard here).",
+        &|s| s.last_update_age_s,
+    );
     o.one(
         "spot_fleet_replicas",
         "gauge",

@@ -27,6 +27,19 @@ macro_rules! insert_into {
     };
 }
 
+/// The rows: the batch's columns bound as arrays (`$2..$13`, after the
+/// exchange `$1`), expanded with `UNNEST`.
+macro_rules! unnest_rows {
+    () => {
+        r#"SELECT $1, u.product_id, u.granularity::granularity, to_timestamp(u.ts),
+    u.open::numeric, u.high::numeric, u.low::numeric, u.close::numeric, u.volume::numeric,
+    u.trades, u.last_trade_id, u.complete, u.revision
+FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[],
+            $9::text[], $10::int4[], $11::int8[], $12::bool[], $13::int8[])
+    AS u(product_id, granularity, ts, open, high, low, close, volume, trades, last_trade_id, complete, revision)"#
+    };
+}
+
 /// A write changes a stored row only when its revision is newer: a stale write
 /// (a retried batch, an instance that is shutting down) never wins.
 macro_rules! on_conflict {
@@ -41,16 +54,7 @@ WHERE c.revision < EXCLUDED.revision"#
 }
 
 /// The batch upsert: the columns bound as arrays, expanded with `UNNEST`.
-const UPSERT: &str = concat!(
-    insert_into!(),
-    r#"SELECT $1, u.product_id, u.granularity::granularity, to_timestamp(u.ts),
-    u.open::numeric, u.high::numeric, u.low::numeric, u.close::numeric, u.volume::numeric,
-    u.trades, u.last_trade_id, u.complete, u.revision
-FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[],
-            $9::text[], $10::int4[], $11::int8[], $12::bool[], $13::int8[])
-    AS u(product_id, granularity, ts, open, high, low, close, volume, trades, last_trade_id, complete, revision)"#,
-    on_conflict!()
-);
+const UPSERT: &str = concat!(insert_into!(), unnest_rows!(), on_conflict!());
 
 /// The same write, one row per statement: the baseline the benchmark compares with.
 pub const UPSERT_ONE: &str = concat!(
@@ -67,12 +71,7 @@ pub const UPSERT_ONE: &str = concat!(
 const UPSERT_PUBLISH: &str = concat!(
     "WITH written AS (\n",
     insert_into!(),
-    r#"SELECT $1, u.product_id, u.granularity::granularity, to_timestamp(u.ts),
-    u.open::numeric, u.high::numeric, u.low::numeric, u.close::numeric, u.volume::numeric,
-    u.trades, u.last_trade_id, u.complete, u.revision
-FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[],
-            $9::text[], $10::int4[], $11::int8[], $12::bool[], $13::int8[])
-    AS u(product_id, granularity, ts, open, high, low, close, volume, trades, last_trade_id, complete, revision)"#,
+    unnest_rows!(),
     on_conflict!(),
     r#"
 RETURNING c.product_id, c.granularity, c."timestamp", c.open, c.high, c.low, c.close, c.volume,

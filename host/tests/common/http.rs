@@ -267,3 +267,17 @@ pub fn attr(element: &str, name: &str) -> Option<String> {
     let len = element[start..].find('"')?;
     Some(element[start..start + len].to_string())
 }
+
+/// What an element shows of its candle: bucket start, open, high, low,
+/// close, volume (empty where an attribute is missing).
+pub fn shown(element: &str) -> [String; 6] {
+    [
+        "data-timestamp",
+        "data-open",
+        "data-high",
+        "data-low",
+        "data-close",
+        "data-volume",
+    ]
+    .map(|a| attr(element, a).unwrap_or_default())
+}
