@@ -9,7 +9,7 @@ COMPONENT_PATH ?= $(COMPONENT_DIR)/spot_guest.wasm
 TEST_COMPONENTS := spot-test-misbehave spot-test-wrong-contract spot-test-foreign-import \
 	spot-test-bad-output spot-test-ingest-floor spot-test-hostile-element spot-test-hungry
 
-.PHONY: run demo build test components toolchain browser-deps test-deps bench lint fmt clean
+.PHONY: run demo build test components toolchain browser-deps test-deps timescaledb bench lint fmt clean
 
 DEV_PG_DIR ?= data/postgres
 DEV_PG_PORT ?= 5433
@@ -49,10 +49,17 @@ demo: build
 		./target/release/spot-server
 
 ## Build everything and run every test (the browser test needs browser-deps,
-## the history tests test-deps).
-test: components browser-deps test-deps
+## the history tests test-deps), then the storage and end-to-end tests again
+## on clusters that load TimescaleDB (installed by `timescaledb` when missing).
+test: components browser-deps test-deps timescaledb
 	$(CARGO) fmt --all -- --check
 	$(CARGO) test --workspace --exclude spot-guest $(addprefix --exclude ,$(TEST_COMPONENTS))
+	@if [ -e $(TIMESCALEDB_CONTROL) ]; then \
+		echo "the storage and end-to-end tests again, on TimescaleDB"; \
+		SPOT_TEST_TIMESCALEDB=1 $(CARGO) test -p spot-host --test storage --test e2e; \
+	else \
+		echo "TimescaleDB is not installed and $(TIMESCALEDB_SRC) is missing: the TimescaleDB runs are skipped"; \
+	fi
 
 ## The wasm target (idempotent; rust-toolchain.toml pins the toolchain).
 toolchain:
@@ -76,6 +83,25 @@ LIBFAKETIME := /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
 test-deps:
 	@test -e $(LIBFAKETIME) || { echo "installing Debian's faketime"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends faketime >/dev/null; }
+
+## TimescaleDB for the tests: no registry here ships it, so it is built from
+## the vendored source (Apache-2.0 part, ~15 s) and installed into
+## PostgreSQL $(PG_MAJOR) when missing and the source is there (once per machine).
+PG_MAJOR ?= 15
+TIMESCALEDB_SRC ?= $(firstword $(wildcard ../shared/vendor/timescaledb-*-apache.tar.gz) ../shared/vendor/timescaledb-2.28.3-apache.tar.gz)
+TIMESCALEDB_CONTROL := /usr/share/postgresql/$(PG_MAJOR)/extension/timescaledb.control
+timescaledb:
+	@if [ ! -e $(TIMESCALEDB_CONTROL) ] && [ -f "$(TIMESCALEDB_SRC)" ]; then \
+		echo "building TimescaleDB from $(TIMESCALEDB_SRC)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+			postgresql-server-dev-$(PG_MAJOR) cmake libssl-dev >/dev/null && \
+		tmp=$$(mktemp -d) && tar xzf "$(TIMESCALEDB_SRC)" -C $$tmp && cd $$tmp/timescaledb-* && \
+		{ ./bootstrap -DAPACHE_ONLY=ON -DREGRESS_CHECKS=OFF -DTAP_CHECKS=OFF -DWARNINGS_AS_ERRORS=OFF \
+			-DCMAKE_BUILD_TYPE=Release -DPG_CONFIG=/usr/lib/postgresql/$(PG_MAJOR)/bin/pg_config && \
+		  cd build && $(MAKE) -j2 && $(SUDO) $(MAKE) install; } > $$tmp/build.log 2>&1 || \
+		  { cat $$tmp/build.log; echo "building TimescaleDB failed (log above)"; exit 1; }; \
+		rm -rf $$tmp && echo "TimescaleDB installed"; \
+	fi
 
 ## The default component, the example component and the misbehaving test components.
 components: toolchain

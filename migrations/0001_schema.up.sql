@@ -48,11 +48,16 @@ CREATE TABLE live_candles (
     PRIMARY KEY (exchange, product_id, granularity, "timestamp")
 ) WITH (fillfactor = 70);
 
--- TimescaleDB when the server has it (1-day chunks, as in the seed); a plain
--- table otherwise.
+-- TimescaleDB when the server has it loaded (1-day chunks, as in the seed);
+-- a plain table otherwise. Installed but not in shared_preload_libraries (as
+-- Debian's and several hosted servers come), CREATE EXTENSION would fail:
+-- the table stays plain (the host says so at start, and how to enable it;
+-- `spot-server timescaledb` converts it later).
 DO $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+       AND 'timescaledb' = ANY(string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','))
+    THEN
         CREATE EXTENSION IF NOT EXISTS timescaledb;
         PERFORM create_hypertable('live_candles', 'timestamp',
                                   chunk_time_interval => INTERVAL '1 day',

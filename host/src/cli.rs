@@ -30,6 +30,9 @@ pub enum Command {
     Serve,
     /// Apply the pending database migrations and exit.
     Migrate,
+    /// Make live_candles a TimescaleDB hypertable (1-day chunks, rows kept), on a
+    /// database migrated before TimescaleDB was loaded by the server; then exit.
+    Timescaledb,
 }
 
 /// How log lines are written.

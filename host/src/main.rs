@@ -1,7 +1,8 @@
 //! `spot-server`: settings from flags or the environment (`--help`, README,
 //! SPEC §4), then [`spot_host::server::Server`] until SIGTERM or Ctrl-C, then a
 //! drain bounded by Cloud Run's 10 s grace period. `spot-server migrate` only
-//! applies the migrations.
+//! applies the migrations; `spot-server timescaledb` makes a plain
+//! `live_candles` a hypertable once the server has TimescaleDB loaded.
 
 use std::time::Duration;
 
@@ -38,6 +39,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config).await,
         Command::Migrate => migrate_only(&config).await,
+        Command::Timescaledb => timescaledb(&config).await,
     }
 }
 
@@ -65,6 +67,21 @@ async fn migrate_only(config: &Config) -> anyhow::Result<()> {
         .context("applying migrations")?;
     // The command's result, on stdout (scripts and a test read it).
     println!("applied: {applied:?}");
+    Ok(())
+}
+
+/// `spot-server timescaledb`: apply the migrations, then make `live_candles`
+/// a hypertable if it is a plain table on a server with TimescaleDB loaded.
+async fn timescaledb(config: &Config) -> anyhow::Result<()> {
+    let pool = spot_host::storage::pool(&config.database_url, 1).context("DATABASE_URL")?;
+    spot_host::storage::migrate(&pool)
+        .await
+        .context("applying migrations")?;
+    let client = pool.get().await.context("connecting")?;
+    let done = spot_host::storage::timescale::convert(&client)
+        .await
+        .context("making live_candles a hypertable")?;
+    println!("live_candles: {done:?}");
     Ok(())
 }
 

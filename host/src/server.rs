@@ -118,7 +118,14 @@ impl Server {
 
         wait_for_database(&pool, options.database_wait).await?;
         let applied = storage::migrate(&pool).await.context("applying migrations")?;
-        tracing::info!(?applied, "database ready");
+        let timescale = match pool.get().await {
+            Ok(client) => storage::timescale::status(&client).await.ok(),
+            Err(_) => None,
+        };
+        tracing::info!(?applied, timescaledb = ?timescale, "database ready");
+        if let Some(advice) = timescale.and_then(|t| t.advice()) {
+            tracing::warn!("{advice}");
+        }
         let role = config.role;
         let me = Identity::new(role, Some((config.shard_index, config.shard_count)));
         // A component swapped in before a restart (here, or fleet-wide while

@@ -120,6 +120,11 @@ async fn the_server_process_stores_and_streams_the_market_through_faults_and_a_r
 
     // First run: products discovered over REST (the listing's extras skipped).
     let mut server = spawn(&env).await;
+    // On a server that loads TimescaleDB (make test's second run), the
+    // candles are in a hypertable, and the start says so.
+    let ready = server.logged("database ready").expect("the database ready line");
+    let timescale = ready["timescaledb"].as_str().unwrap_or_default().to_string();
+    assert_eq!(timescale.contains("Hypertable"), pg.timescaledb(), "{ready}");
     assert!(
         server.started["migrations_applied"].as_u64() > Some(0),
         "{}",

@@ -139,6 +139,22 @@ async fn migrations_apply_twice_concurrently_and_revert() {
     let pg = Cluster::temporary().expect("cluster");
     let pool = migrated_pool(&pg.url("postgres")).await;
     assert!(storage::migrate(&pool).await.expect("second run").is_empty());
+    // On a server that loads TimescaleDB (make test's second run) the table
+    // is a hypertable; otherwise plain.
+    let timescale = storage::timescale::status(&pool.get().await.expect("connection"))
+        .await
+        .expect("status");
+    if pg.timescaledb() {
+        assert_eq!(timescale, storage::timescale::Timescale::Hypertable);
+    } else {
+        assert!(
+            matches!(
+                timescale,
+                storage::timescale::Timescale::Absent | storage::timescale::Timescale::NotPreloaded
+            ),
+            "{timescale:?}"
+        );
+    }
     // The Unix-socket URL of deploy/cloud-run.sh reaches the same database.
     let socket = storage::pool(&pg.socket_url("postgres"), 1).expect("socket pool");
     assert!(storage::migrate(&socket).await.expect("over the socket").is_empty());
@@ -646,4 +662,84 @@ async fn a_writer_whose_notify_fails_keeps_writing_and_notifies_those_rows_with_
     );
     drop(tx);
     writer.finish().await;
+}
+
+#[tokio::test]
+async fn timescaledb_installed_but_not_preloaded_starts_plain_and_converts_once_loaded() {
+    common::trace();
+    if !spot_testkit::pg::timescaledb_installed().expect("server binaries") {
+        eprintln!("TimescaleDB is not installed on this server: skipped (make test installs it from ../shared/vendor)");
+        return;
+    }
+    // Installed but not in shared_preload_libraries, as Debian's server and
+    // several hosted ones come: the migrations pass (CREATE EXTENSION would
+    // fail there), the table is plain, and the host says how to enable it.
+    let mut pg = Cluster::temporary_as(false, false).expect("cluster");
+    let pool = migrated_pool(&pg.url("postgres")).await;
+    let status = |pool: Pool| async move {
+        storage::timescale::status(&pool.get().await.expect("connection"))
+            .await
+            .expect("status")
+    };
+    assert_eq!(status(pool.clone()).await, storage::timescale::Timescale::NotPreloaded);
+    let advice = storage::timescale::Timescale::NotPreloaded.advice().expect("advice");
+    assert!(advice.contains("shared_preload_libraries") && advice.contains("spot-server timescaledb"));
+    let client = pool.get().await.expect("connection");
+    let c = candle(Granularity::OneHour, 1_704_499_200, fx("42000.5"), fx("3.25"), 7);
+    let d = candle(
+        Granularity::OneMinute,
+        1_704_585_600,
+        fx("0.00001234"),
+        fx("1000000000"),
+        2,
+    );
+    upsert(
+        &client,
+        EXCHANGE,
+        [(&c, 1), (&d, 2)].into_iter().map(|(candle, revision)| CandleRow {
+            product: "BTC-USD",
+            candle,
+            revision,
+        }),
+    )
+    .await
+    .expect("upsert");
+    drop(client);
+    let before = rows(&pool).await;
+    assert_eq!(before.len(), 2);
+    let converted = storage::timescale::convert(&pool.get().await.expect("connection")).await;
+    assert!(
+        matches!(converted, Err(storage::timescale::ConvertError::NotLoaded)),
+        "{converted:?}"
+    );
+
+    // Enabled later (preloaded, the server restarted): the plain table says
+    // so, and converts into a hypertable with its rows.
+    pg.stop().expect("stop");
+    pg.set_timescaledb(true);
+    pg.start().expect("start with TimescaleDB");
+    let pool = storage::pool(&pg.url("postgres"), 2).expect("pool");
+    assert_eq!(status(pool.clone()).await, storage::timescale::Timescale::Plain);
+    let converted = storage::timescale::convert(&pool.get().await.expect("connection"))
+        .await
+        .expect("convert");
+    assert_eq!(converted, storage::timescale::Timescale::Hypertable);
+    assert_eq!(rows(&pool).await, before, "the rows are kept");
+    let chunks: i64 = pool
+        .get()
+        .await
+        .expect("connection")
+        .query_one(
+            "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'live_candles'",
+            &[],
+        )
+        .await
+        .expect("chunks")
+        .get(0);
+    assert_eq!(chunks, 2, "the two rows' days are two 1-day chunks");
+
+    // A database created on a server that loads TimescaleDB is a hypertable
+    // from its first migration.
+    let fresh = migrated_pool(&pg.create_database("fresh").expect("database")).await;
+    assert_eq!(status(fresh).await, storage::timescale::Timescale::Hypertable);
 }

@@ -4,6 +4,11 @@
 //! trust auth, stopped and removed on drop); `make run` keeps a persistent one
 //! under the project's data dir ([`Cluster::persistent`]).
 //!
+//! With `SPOT_TEST_TIMESCALEDB=1` every temporary cluster preloads
+//! TimescaleDB (`make test` runs the storage and end-to-end tests a second
+//! time so, when it is installed); [`Cluster::temporary_timescaledb`] asks
+//! for one explicitly.
+//!
 //! PostgreSQL refuses to run as root, so when we are root every server command
 //! runs as the `postgres` system user (which Debian's package creates) and the
 //! cluster's directory is handed to it.
@@ -52,6 +57,8 @@ pub struct Cluster {
     temporary: bool,
     /// Keep PostgreSQL's default durability (fsync, synchronous commit).
     durable: bool,
+    /// Load TimescaleDB at server start (`shared_preload_libraries`).
+    timescaledb: bool,
 }
 
 impl Cluster {
@@ -64,6 +71,22 @@ impl Cluster {
     /// [`Cluster::temporary`], keeping PostgreSQL's default durability when
     /// `durable` (benchmarks that compare commit-bound methods need it).
     pub fn temporary_with(durable: bool) -> Result<Self, ClusterError> {
+        let timescaledb = std::env::var_os("SPOT_TEST_TIMESCALEDB").is_some_and(|v| v == "1");
+        Self::temporary_as(durable, timescaledb)
+    }
+
+    /// A temporary cluster with TimescaleDB preloaded; `None` when the
+    /// server has no TimescaleDB installed.
+    pub fn temporary_timescaledb() -> Result<Option<Self>, ClusterError> {
+        if !timescaledb_installed()? {
+            return Ok(None);
+        }
+        Self::temporary_as(false, true).map(Some)
+    }
+
+    /// A temporary cluster, durable or not, loading TimescaleDB or not
+    /// (whatever `SPOT_TEST_TIMESCALEDB` says).
+    pub fn temporary_as(durable: bool, timescaledb: bool) -> Result<Self, ClusterError> {
         let dir = std::env::temp_dir().join(format!(
             "spot-pg-{}-{}",
             std::process::id(),
@@ -77,6 +100,7 @@ impl Cluster {
             run_as: run_as()?,
             temporary: true,
             durable,
+            timescaledb,
         };
         cluster.init()?;
         cluster.start()?;
@@ -94,6 +118,7 @@ impl Cluster {
             run_as: run_as()?,
             temporary: false,
             durable: true,
+            timescaledb: false,
         };
         if !cluster.data().join("PG_VERSION").exists() {
             cluster.init()?;
@@ -153,6 +178,11 @@ impl Cluster {
         } else {
             options
         };
+        let options = if self.timescaledb {
+            format!("{options} -c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off")
+        } else {
+            options
+        };
         let log = self.dir.join("server.log");
         self.run(
             Command::new(self.bin.join("pg_ctl"))
@@ -178,6 +208,16 @@ impl Cluster {
             "pg_ctl stop",
         )
         .map(|_| ())
+    }
+
+    /// Whether the server loads TimescaleDB.
+    pub fn timescaledb(&self) -> bool {
+        self.timescaledb
+    }
+
+    /// Load TimescaleDB (or not) from the next [`Cluster::start`] on.
+    pub fn set_timescaledb(&mut self, on: bool) {
+        self.timescaledb = on;
     }
 
     /// Whether a server runs on this cluster's data directory.
@@ -251,6 +291,21 @@ impl Drop for Cluster {
 }
 
 static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Whether the server binaries have TimescaleDB installed (its control file
+/// in the extension directory `pg_config` names).
+pub fn timescaledb_installed() -> Result<bool, ClusterError> {
+    let bin = bin_dir()?;
+    let share = match Command::new(bin.join("pg_config")).arg("--sharedir").output() {
+        Ok(out) if out.status.success() => PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
+        // Debian's layout without pg_config: /usr/lib/postgresql/V/bin → /usr/share/postgresql/V.
+        _ => match bin.parent().and_then(|v| v.file_name()) {
+            Some(version) => Path::new("/usr/share/postgresql").join(version),
+            None => return Ok(false),
+        },
+    };
+    Ok(share.join("extension/timescaledb.control").exists())
+}
 
 /// `PG_BIN`, else the newest `/usr/lib/postgresql/*/bin` holding `initdb`.
 fn bin_dir() -> Result<PathBuf, ClusterError> {

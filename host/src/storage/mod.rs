@@ -9,6 +9,8 @@
 //! - [`repairs`], [`coverage`]: the windows waiting for REST and what the
 //!   backfill covered, kept across restarts;
 //! - [`pairs`]: the `trading_pairs` table;
+//! - [`timescale`]: whether `live_candles` is a TimescaleDB hypertable, and
+//!   making a plain one into one;
 //! - the fleet: [`outbox`] (each flush's changed rows for the other
 //!   instances), [`instances`] (who is alive, what it runs), [`fleet_ops`]
 //!   (fleet-wide swaps and the fleet's component).
@@ -24,6 +26,7 @@ pub mod outbox;
 pub mod pairs;
 pub mod repairs;
 pub mod restore;
+pub mod timescale;
 pub mod upsert;
 pub mod writer;
 
