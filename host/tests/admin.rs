@@ -150,6 +150,30 @@ async fn admin_needs_its_token_and_is_absent_without_one() {
     assert_eq!(r.status, 415);
     let r = put(&s, b"<html>not wasm</html>").await;
     assert_eq!(r.status, 415);
+    // A 64 MiB upload of something else is refused at its first bytes: the
+    // answer comes while the rest has not been sent.
+    let mut socket = tokio::net::TcpStream::connect(s.addr()).await.expect("connect");
+    let head = format!(
+        "PUT /admin/component HTTP/1.1\r\nHost: spot\r\nAuthorization: {auth}\r\n\
+         Content-Type: application/wasm\r\nContent-Length: {}\r\n\r\n",
+        64 << 20
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut socket, head.as_bytes())
+        .await
+        .expect("head");
+    tokio::io::AsyncWriteExt::write_all(&mut socket, &[0u8; 4096])
+        .await
+        .expect("first bytes");
+    let mut answer = vec![0u8; 1024];
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read(&mut socket, &mut answer),
+    )
+    .await
+    .expect("answered before the body was sent")
+    .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 415"), "{answer}");
     let mut huge = b"\0asm".to_vec();
     huge.resize((64 << 20) + 1, 0);
     let r = put(&s, &huge).await;

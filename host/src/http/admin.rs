@@ -175,19 +175,10 @@ pub async fn install(State(state): State<Arc<AppState>>, request: Request) -> Re
             "send the component as application/wasm",
         );
     }
-    let body: Body = request.into_body();
-    let wasm = match axum::body::to_bytes(body, MAX_COMPONENT_BYTES).await {
-        Ok(b) => b.to_vec(),
-        Err(_) => {
-            return plain(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("a component is at most {} MiB", MAX_COMPONENT_BYTES >> 20),
-            );
-        }
+    let wasm = match read_wasm(request.into_body()).await {
+        Ok(w) => w,
+        Err(refused) => return refused,
     };
-    if !wasm.starts_with(b"\0asm") {
-        return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the body is not WebAssembly");
-    }
     if fleet {
         return match admin.install_fleet(wasm).await {
             Ok(report) => Json(json!({ "fleet": report })).into_response(),
@@ -249,6 +240,34 @@ pub async fn rollback(State(state): State<Arc<AppState>>, request: Request) -> R
         Ok(r) => Json(json!({"from": r.from, "to": r.to, "pause_us": r.pause.as_micros() as u64})).into_response(),
         Err(e) => engine_error(e),
     }
+}
+
+/// The upload, read as it arrives: refused at its first bytes when they are
+/// not WebAssembly's magic (not after reading up to 64 MiB of something
+/// else), and once it passes the size limit.
+async fn read_wasm(body: Body) -> Result<Vec<u8>, Response> {
+    use futures_util::StreamExt;
+    let not_wasm = || plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the body is not WebAssembly");
+    let mut stream = body.into_data_stream();
+    let mut wasm: Vec<u8> = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| plain(StatusCode::BAD_REQUEST, "the upload was cut off"))?;
+        if wasm.len() + chunk.len() > MAX_COMPONENT_BYTES {
+            return Err(plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("a component is at most {} MiB", MAX_COMPONENT_BYTES >> 20),
+            ));
+        }
+        let checked = wasm.len() >= 4;
+        wasm.extend_from_slice(&chunk);
+        if !checked && wasm.len() >= 4 && !wasm.starts_with(b"\0asm") {
+            return Err(not_wasm());
+        }
+    }
+    if !wasm.starts_with(b"\0asm") {
+        return Err(not_wasm());
+    }
+    Ok(wasm)
 }
 
 /// `fleet` (or `fleet=true`/`fleet=1`; `fleet=false`/`0` is the instance alone).
