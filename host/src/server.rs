@@ -100,7 +100,8 @@ impl Server {
     pub async fn start(config: &Config, options: Options) -> anyhow::Result<Server> {
         // What is local is checked first: a bad URL or an unreadable or
         // incompatible component fails at once, not after the database wait.
-        let pool = storage::pool(&config.database_url, 8).context("DATABASE_URL")?;
+        let pool = storage::pool_with(&config.database_url, 8, Some(options.writer.statement_timeout))
+            .context("DATABASE_URL")?;
         let limits = Limits {
             memory_bytes: config.component_memory.unwrap_or(options.limits.memory_bytes),
             ..options.limits.clone()

@@ -11,6 +11,10 @@ use serde::Serialize;
 use super::AppState;
 use crate::history::stats::BackfillProgress;
 
+/// A flush waiting this long makes the writer unready (a flush takes
+/// milliseconds when the database is well).
+const SLOW_FLUSH: Duration = Duration::from_secs(5);
+
 /// Liveness: the process serves HTTP.
 pub async fn healthz() -> &'static str {
     "ok\n"
@@ -63,9 +67,20 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Rea
         Ok(r) => r.map_err(|e| e.to_string()),
         Err(_) => Err("no answer within 2 s".to_string()),
     };
-    let writer = match state.writer.as_ref().and_then(|w| w.last_error()) {
+    let writer = match &state.writer {
         None => Ok(()),
-        Some(e) => Err(format!("flushes failing: {e}")),
+        Some(w) => match (w.last_error(), w.in_flight_for()) {
+            (Some(e), _) => Err(format!(
+                "flushes failing: {e} ({} keys waiting)",
+                w.pending.load(std::sync::atomic::Ordering::Relaxed)
+            )),
+            (None, Some(waited)) if waited >= SLOW_FLUSH => Err(format!(
+                "a flush has been waiting {:.0} s (a lock held on live_candles, or a slow database); {} keys waiting",
+                waited.as_secs_f64(),
+                w.pending.load(std::sync::atomic::Ordering::Relaxed)
+            )),
+            _ => Ok(()),
+        },
     };
     let component = match tokio::time::timeout(Duration::from_secs(2), state.engine.status()).await {
         Ok(Ok(s)) if s.healthy => Ok(()),

@@ -44,7 +44,17 @@ pub const EXCHANGE: &str = "coinbase";
 /// network or loopback). Connections are made on first use, so this succeeds
 /// while the database is down.
 pub fn pool(url: &str, size: usize) -> Result<Pool, StorageError> {
-    let config = connect_config(url)?;
+    pool_with(url, size, None)
+}
+
+/// [`pool`] whose statements the server cancels after `statement_timeout`
+/// (the running server's: a statement stuck behind a lock is cancelled,
+/// not left occupying its connection after the caller gave up on it).
+pub fn pool_with(url: &str, size: usize, statement_timeout: Option<Duration>) -> Result<Pool, StorageError> {
+    let mut config = connect_config(url)?;
+    if let Some(t) = statement_timeout {
+        config.options(format!("-c statement_timeout={}", t.as_millis()));
+    }
     let manager = Manager::from_config(
         config,
         tokio_postgres::NoTls,

@@ -109,6 +109,8 @@ pub struct WriterStats {
     pub lost_at_shutdown: AtomicU64,
     /// Unix ms of the last flush that changed a stored row (0: none yet).
     pub last_change_ms: AtomicI64,
+    /// Unix ms the flush in flight started (0: none in flight).
+    pub in_flight_since_ms: AtomicI64,
     /// Flushes published to the fleet, notifications sent, and NOTIFYs that
     /// failed (their ids went with a later one).
     pub published: AtomicU64,
@@ -123,6 +125,12 @@ impl WriterStats {
     /// Whether the last flush attempt succeeded (true before the first).
     pub fn healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// How long the flush in flight has been waiting, if one is.
+    pub fn in_flight_for(&self) -> Option<Duration> {
+        let since = self.in_flight_since_ms.load(Ordering::Relaxed);
+        (since > 0).then(|| Duration::from_millis((crate::engine::now_ms() - since).max(0) as u64))
     }
 
     /// The error of the last failed flush, if the writer is unhealthy.
@@ -426,6 +434,11 @@ impl Task {
         if self.retry_at.is_some_and(|r| now < r) || self.due(now).is_none_or(|at| now < at) {
             return;
         }
+        // Marked in flight before the rows leave `pending`: a reader of the
+        // counters always sees them somewhere.
+        self.stats
+            .in_flight_since_ms
+            .store(crate::engine::now_ms().max(1), Ordering::Relaxed);
         let batch: Batch = if self.pending.len() <= self.config.max_statement_rows {
             self.pending.drain().collect()
         } else {
@@ -476,6 +489,12 @@ impl Task {
     }
 
     fn landed(&mut self, batch: Batch, result: Result<Flushed, StorageError>) {
+        self.landed_result(batch, result);
+        // Cleared once failed rows are back in `pending` (see `maybe_flush`).
+        self.stats.in_flight_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    fn landed_result(&mut self, batch: Batch, result: Result<Flushed, StorageError>) {
         match result {
             Ok(flushed) => {
                 if flushed.changed.is_none_or(|n| n > 0) {
