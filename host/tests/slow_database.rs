@@ -10,9 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::http::{attr, get, sse};
-use spot_host::config::Config;
-use spot_host::engine::EngineConfig;
-use spot_host::server::{Options, Server};
+use spot_host::server::Server;
 use spot_testkit::pg::Cluster;
 use spot_wire::{Granularity, Trade};
 
@@ -28,29 +26,6 @@ enum Fault {
 
 /// The role the server runs as (a role connection limit binds only non-superusers).
 const ROLE: &str = "spot_app";
-
-fn config(url: &str, products: &[String]) -> Config {
-    let component = common::component_path("spot_guest");
-    let vars = std::collections::HashMap::from([
-        ("DATABASE_URL", url.to_string()),
-        ("PRODUCTS", products.join(",")),
-        ("COMPONENT_PATH", component.display().to_string()),
-    ]);
-    Config::from_lookup(|k| vars.get(k).cloned()).expect("config")
-}
-
-fn options() -> Options {
-    Options {
-        engine: EngineConfig {
-            clock: None,
-            ..EngineConfig::default()
-        },
-        limits: common::test_limits(),
-        bind: Some(([127, 0, 0, 1], 0).into()),
-        feed: None,
-        ..Options::default()
-    }
-}
 
 /// Every stored candle, as text.
 async fn rows(url: &str) -> Vec<String> {
@@ -95,7 +70,7 @@ async fn under(fault: Fault) {
 
     // The reference: an uninterrupted run on a database of its own.
     let clean = pg.create_database("clean").expect("db");
-    let server = Server::start(&config(&clean, &products), options())
+    let server = Server::start(&common::feedless_config(&clean, &products), common::feedless_options())
         .await
         .expect("start");
     server.engine().register_products(&products).await.expect("ids");
@@ -120,7 +95,9 @@ async fn under(fault: Fault) {
     .await
     .expect("role");
     let url = faulty.replacen("postgres@", &format!("{ROLE}@"), 1);
-    let server = Server::start(&config(&url, &products), options()).await.expect("start");
+    let server = Server::start(&common::feedless_config(&url, &products), common::feedless_options())
+        .await
+        .expect("start");
     server.engine().register_products(&products).await.expect("ids");
     let mut stream = sse(
         server.addr(),

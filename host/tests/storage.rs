@@ -4,14 +4,13 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use spot_host::config::Config;
-use spot_host::engine::{CandleUpdate, Cause, EngineConfig, EngineOutput};
-use spot_host::server::{Options, Server};
+use spot_host::engine::{CandleUpdate, Cause, EngineOutput};
+use spot_host::server::Server;
 use spot_host::storage::upsert::{CandleRow, upsert, upsert_one};
 use spot_host::storage::{self, EXCHANGE, Writer, WriterConfig};
 use spot_testkit::pg::Cluster;
@@ -381,29 +380,6 @@ async fn an_outage_loses_nothing_and_memory_stays_bounded_by_the_keys() {
     writer.finish().await;
 }
 
-fn server_config(url: &str, products: &[String]) -> Config {
-    let component = common::component_path("spot_guest");
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("DATABASE_URL", url.to_string()),
-        ("PRODUCTS", products.join(",")),
-        ("COMPONENT_PATH", component.display().to_string()),
-    ]);
-    Config::from_lookup(|k| vars.get(k).cloned()).expect("config")
-}
-
-fn server_options() -> Options {
-    Options {
-        engine: EngineConfig {
-            clock: None,
-            ..EngineConfig::default()
-        },
-        limits: common::test_limits(),
-        bind: Some(([127, 0, 0, 1], 0).into()),
-        feed: None,
-        ..Options::default()
-    }
-}
-
 /// Send `trades` (with product ids in the server's registry) in batches of 50.
 async fn feed(server: &Server, trades: &[Trade]) {
     let h = server.engine();
@@ -424,9 +400,12 @@ async fn a_restart_mid_day_stores_what_an_uninterrupted_run_stores() {
     let cut = trades.len() * 3 / 5;
 
     let uninterrupted = pg.create_database("uninterrupted").expect("db");
-    let server = Server::start(&server_config(&uninterrupted, &products), server_options())
-        .await
-        .expect("start");
+    let server = Server::start(
+        &common::feedless_config(&uninterrupted, &products),
+        common::feedless_options(),
+    )
+    .await
+    .expect("start");
     assert_eq!(
         server.engine().register_products(&products).await.expect("ids"),
         vec![0, 1, 2]
@@ -438,15 +417,21 @@ async fn a_restart_mid_day_stores_what_an_uninterrupted_run_stores() {
     server.stop().await;
 
     let interrupted = pg.create_database("interrupted").expect("db");
-    let first = Server::start(&server_config(&interrupted, &products), server_options())
-        .await
-        .expect("start");
+    let first = Server::start(
+        &common::feedless_config(&interrupted, &products),
+        common::feedless_options(),
+    )
+    .await
+    .expect("start");
     feed(&first, &trades[..cut]).await;
     first.stop().await;
 
-    let second = Server::start(&server_config(&interrupted, &products), server_options())
-        .await
-        .expect("restart");
+    let second = Server::start(
+        &common::feedless_config(&interrupted, &products),
+        common::feedless_options(),
+    )
+    .await
+    .expect("restart");
     assert!(second.restored().candles > 0, "{:?}", second.restored());
     assert_eq!(second.restored().skipped, 0);
     // The feed's first snapshot re-sends trades that were already counted.
@@ -471,9 +456,12 @@ async fn exact_numbers_round_trip_and_the_history_api_validates() {
     common::trace();
     let pg = Cluster::temporary().expect("cluster");
     let products = vec!["TINY-USD".to_string(), "HUGE-USD".to_string()];
-    let server = Server::start(&server_config(&pg.url("postgres"), &products), server_options())
-        .await
-        .expect("start");
+    let server = Server::start(
+        &common::feedless_config(&pg.url("postgres"), &products),
+        common::feedless_options(),
+    )
+    .await
+    .expect("start");
     let ids = server.engine().register_products(&products).await.expect("ids");
     let t0 = 1_704_499_200_000i64; // 2024-01-06T00:00:00Z
     let trade = |product, id, time_ms, price: &str, size: &str| Trade {

@@ -126,6 +126,33 @@ pub fn drain(rx: &mut mpsc::Receiver<Arc<EngineOutput>>) -> Vec<Arc<EngineOutput
     out
 }
 
+/// The configuration of an in-process server on `url` that ingests
+/// `products`, fed by the test itself (no exchange), with the default component.
+pub fn feedless_config(url: &str, products: &[String]) -> spot_host::config::Config {
+    let component = component_path("spot_guest");
+    let vars = std::collections::HashMap::from([
+        ("DATABASE_URL", url.to_string()),
+        ("PRODUCTS", products.join(",")),
+        ("COMPONENT_PATH", component.display().to_string()),
+    ]);
+    spot_host::config::Config::from_lookup(|k| vars.get(k).cloned()).expect("config")
+}
+
+/// Its options: no feed, no wall clock (time is told), the test limits, a
+/// free port on 127.0.0.1.
+pub fn feedless_options() -> spot_host::server::Options {
+    spot_host::server::Options {
+        engine: EngineConfig {
+            clock: None,
+            ..EngineConfig::default()
+        },
+        limits: test_limits(),
+        bind: Some(([127, 0, 0, 1], 0).into()),
+        feed: None,
+        ..spot_host::server::Options::default()
+    }
+}
+
 /// Log to the test's output (shown for failing tests), filtered by `RUST_LOG`.
 pub fn trace() {
     let _ = tracing_subscriber::fmt()
