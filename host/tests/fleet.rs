@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::fake::exchange_and_database;
+use common::fake::{ADMIN_TOKEN, exchange_and_database, process_env};
 use common::http::{Sse, attr, get, request, shown, sse};
 use common::process::{Process, spawn};
 
@@ -19,7 +19,6 @@ use spot_fake_coinbase::Fake;
 use spot_wire::Granularity;
 
 const SHARDS: u32 = 3;
-const TOKEN: &str = "fleet-test-token";
 
 /// Eight products (8 × 8 pairs: one stream holds them all), spread so that
 /// every shard has at least two.
@@ -44,20 +43,14 @@ fn env(
     role: Role,
     extra: &[(&'static str, &str)],
 ) -> Vec<(&'static str, String)> {
-    let data = std::env::temp_dir().join(format!("spot-fleet-{}-{}", std::process::id(), pg.port()));
-    let mut env = common::fake::server_env(pg, fake);
-    env.extend([
-        ("PRODUCTS", products.join(",")),
-        ("ADMIN_TOKEN", TOKEN.to_string()),
-        ("SPOT_DATA_DIR", data.display().to_string()),
-        ("AUDIT", "off".to_string()),
-    ]);
+    let mut vars: Vec<(&'static str, String)> = vec![("AUDIT", "off".into())];
     match role {
-        Role::Shard(i) => env.extend([("SHARD_INDEX", i.to_string()), ("SHARD_COUNT", SHARDS.to_string())]),
-        Role::Replica => env.push(("ROLE", "replica".to_string())),
+        Role::Shard(i) => vars.extend([("SHARD_INDEX", i.to_string()), ("SHARD_COUNT", SHARDS.to_string())]),
+        Role::Replica => vars.push(("ROLE", "replica".into())),
     }
-    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-    env
+    let mut extra_all: Vec<(&'static str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    extra_all.extend_from_slice(extra);
+    process_env(pg, fake, products, &extra_all)
 }
 
 #[derive(Clone, Copy)]
@@ -319,7 +312,7 @@ async fn every_instance_streams_every_product_through_a_stopped_shard_and_a_data
 
 /// `GET /admin/component` on `server`.
 async fn component(server: &Process) -> serde_json::Value {
-    let auth = format!("Bearer {TOKEN}");
+    let auth = format!("Bearer {ADMIN_TOKEN}");
     let r = request(server.addr, "GET", "/admin/component", &[("Authorization", &auth)], b"").await;
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()
@@ -328,7 +321,7 @@ async fn component(server: &Process) -> serde_json::Value {
 /// Upload `name` to `server` for the whole fleet.
 async fn fleet_swap(server: &Process, name: &str) -> common::http::Response {
     let wasm = std::fs::read(common::component_path(name)).expect("wasm");
-    let auth = format!("Bearer {TOKEN}");
+    let auth = format!("Bearer {ADMIN_TOKEN}");
     request(
         server.addr,
         "PUT",
@@ -384,7 +377,7 @@ async fn one_fleet_swap_reaches_every_instance_and_one_refusal_leaves_all_as_the
     );
 
     // A fleet rollback, asked of the replica, reaches all four too.
-    let auth = format!("Bearer {TOKEN}");
+    let auth = format!("Bearer {ADMIN_TOKEN}");
     let r = request(
         replica.addr,
         "POST",

@@ -9,76 +9,22 @@
 mod common;
 
 use common::fake::exchange_and_database;
-use common::fake::{stored_differences_from, wait_until};
+use common::fake::{ADMIN_TOKEN, process_env, stored_equal_log_from, wait_until};
 use common::http::{attr, get, request, sse};
-use common::process::{Clock, Process, spawn_at};
+use common::process::{Clock, settled, spawn_at};
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use spot_fake_coinbase::{Fake, FakeTrade, busiest_window, now_ms};
+use spot_fake_coinbase::{FakeTrade, busiest_window, now_ms};
 use spot_wire::{Fixed, Granularity};
 
 const DAY_MS: i64 = 86_400_000;
-const TOKEN: &str = "history-test-token";
 const GRACE_MS: i64 = 5_000;
 
 /// The first second of the default horizon (two UTC days) at `clock`, unix ms.
 fn horizon_start_ms(clock: &Clock) -> i64 {
     (clock.now_ms() - GRACE_MS - DAY_MS).div_euclid(DAY_MS) * DAY_MS
-}
-
-/// The server's environment for one test.
-fn env(
-    pg: &spot_testkit::pg::Cluster,
-    fake: &Fake,
-    products: &[String],
-    extra: &[(&'static str, &str)],
-) -> Vec<(&'static str, String)> {
-    let data = std::env::temp_dir().join(format!("spot-history-{}-{}", std::process::id(), pg.port()));
-    let mut env = common::fake::server_env(pg, fake);
-    env.retain(|(k, _)| *k != "COINBASE_REST_RATE");
-    env.extend([
-        ("PRODUCTS", products.join(",")),
-        ("ADMIN_TOKEN", TOKEN.to_string()),
-        ("SPOT_DATA_DIR", data.display().to_string()),
-    ]);
-    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-    env
-}
-
-/// Wait until the backfill is done and no repair waits.
-async fn settled(server: &Process) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if server.metric("spot_backfill_done").await == 1.0 && server.metric("spot_repair_windows_pending").await == 0.0
-        {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the backfill or a repair never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Wait until every stored bucket of the horizon equals the fake's log.
-async fn stored_equal_log_from(pool: &deadpool_postgres::Pool, fake: &Fake, products: &[String], from_ms: i64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let diff = stored_differences_from(pool, fake, products, from_ms.div_euclid(1000)).await;
-        if diff.is_empty() {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stored candles differ from the log:\n{}",
-            diff.join("\n")
-        );
-        // Another process writes the rows: nothing to await but the rows.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The stored buckets not complete now: (product, granularity, start).
@@ -145,7 +91,7 @@ async fn history_at(secs_of_day: i64) {
     let past_horizon: usize = products.iter().map(|p| snapshot_before(&log, p, 50, horizon)).sum();
     assert!(past_horizon > 0, "a snapshot reaches back before the horizon");
 
-    let env = env(&pg, &fake, &products, &[("COINBASE_REST_RATE", "50"), ("AUDIT", "off")]);
+    let env = process_env(&pg, &fake, &products, &[("COINBASE_REST_RATE", "50"), ("AUDIT", "off")]);
 
     // First start: the whole horizon, both days, at all 8 granularities.
     let server = spawn_at(&env, Some(clock.offset_s)).await;
@@ -238,7 +184,7 @@ async fn history_at(secs_of_day: i64) {
     // back to its last trade yesterday evening, recomputes yesterday's buckets
     // from what the new component holds.
     let wasm = std::fs::read(common::component_path("spot_example_change")).expect("wasm");
-    let auth = format!("Bearer {TOKEN}");
+    let auth = format!("Bearer {ADMIN_TOKEN}");
     let r = request(
         server.addr,
         "PUT",
@@ -289,7 +235,7 @@ async fn a_backfill_stopped_midway_resumes_where_it_was() {
         // the two days is the backfill's (five requests a product).
         fake.history(p, horizon - 3_600_000, start - 120_000, 600_000);
     }
-    let env = env(&pg, &fake, &products, &[("COINBASE_REST_RATE", "4"), ("AUDIT", "off")]);
+    let env = process_env(&pg, &fake, &products, &[("COINBASE_REST_RATE", "4"), ("AUDIT", "off")]);
     let server = spawn_at(&env, Some(clock.offset_s)).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while server.metric("spot_backfill_products_planned").await < products.len() as f64 {
@@ -332,11 +278,15 @@ async fn the_rest_rate_holds_with_900_products_backfilling_and_gaps_repaired_fir
     let products: Vec<String> = (0..900).map(|i| format!("P{i}-USD")).collect();
     let (fake, pg, pool) = exchange_and_database(&products).await;
     let rate = RATE.to_string();
-    let env = env(
+    let env = process_env(
         &pg,
         &fake,
         &products,
-        &[("COINBASE_REST_RATE", &rate), ("HISTORY_DAYS", "1"), ("AUDIT", "off")],
+        &[
+            ("COINBASE_REST_RATE", rate.as_str()),
+            ("HISTORY_DAYS", "1"),
+            ("AUDIT", "off"),
+        ],
     );
     let mut server = spawn_at(&env, Some(clock.offset_s)).await;
     server.until_log("feed up").await;

@@ -112,14 +112,7 @@ async fn under(fault: Fault) {
     // The fault.
     let holder = match fault {
         Fault::Lock => {
-            let (locker, connection) = tokio_postgres::connect(&pg.url("faulty"), tokio_postgres::NoTls)
-                .await
-                .expect("locker");
-            tokio::spawn(connection);
-            locker
-                .batch_execute("BEGIN; LOCK TABLE live_candles IN ACCESS EXCLUSIVE MODE")
-                .await
-                .expect("lock");
+            let locker = common::lock_live_candles(&pg.url("faulty")).await;
             Some(tokio::spawn(async move {
                 // The lock is what is under test: it is held its 30 s.
                 locker

@@ -266,6 +266,12 @@ fn writer(o: &mut Out, w: &crate::storage::WriterStats) {
         w.pending.load(Relaxed),
     );
     o.one(
+        "spot_writer_flush_waiting_seconds",
+        "gauge",
+        "How long the flush in flight has been waiting (0: none in flight).",
+        w.in_flight_for().map_or(0.0, |d| d.as_secs_f64()),
+    );
+    o.one(
         "spot_writer_healthy",
         "gauge",
         "1 when the last flush succeeded.",

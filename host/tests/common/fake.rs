@@ -61,6 +61,30 @@ pub fn server_env(pg: &spot_testkit::pg::Cluster, fake: &Fake) -> Vec<(&'static 
     ]
 }
 
+/// The bearer token of the processes' admin API in tests.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// The environment of a `spot-server` process on `pg` and `fake` ingesting
+/// (its share of) `products`, with the admin API on [`ADMIN_TOKEN`] and a
+/// data directory of the cluster's; `extra` adds or replaces variables.
+pub fn process_env(
+    pg: &spot_testkit::pg::Cluster,
+    fake: &Fake,
+    products: &[String],
+    extra: &[(&'static str, &str)],
+) -> Vec<(&'static str, String)> {
+    let data = std::env::temp_dir().join(format!("spot-process-{}-{}", std::process::id(), pg.port()));
+    let mut env = server_env(pg, fake);
+    env.extend([
+        ("PRODUCTS", products.join(",")),
+        ("ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+        ("SPOT_DATA_DIR", data.display().to_string()),
+    ]);
+    env.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    env
+}
+
 /// [`server_env`] as the configuration of an in-process server.
 pub fn server_config(pg: &spot_testkit::pg::Cluster, fake: &Fake) -> spot_host::config::Config {
     let vars: std::collections::HashMap<&str, String> = server_env(pg, fake).into_iter().collect();
@@ -122,6 +146,25 @@ pub async fn stored_equal_log(server: &spot_host::server::Server, fake: &Fake, p
         );
         // The rows change when the feed's next frame or repair lands: poll.
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Wait until every stored bucket from `from_ms` on equals the fake's log
+/// (the rows are another process's: polled).
+pub async fn stored_equal_log_from(pool: &deadpool_postgres::Pool, fake: &Fake, products: &[String], from_ms: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let diff = stored_differences_from(pool, fake, products, from_ms.div_euclid(1000)).await;
+        if diff.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stored candles differ from the log:\n{}",
+            diff.join("\n")
+        );
+        // Another process writes the rows: nothing to await but the rows.
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

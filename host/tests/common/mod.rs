@@ -153,6 +153,20 @@ pub fn feedless_options() -> spot_host::server::Options {
     }
 }
 
+/// Another session holding `live_candles` (ACCESS EXCLUSIVE) on the database
+/// at `url` until its transaction ends (`COMMIT` on the returned client).
+pub async fn lock_live_candles(url: &str) -> tokio_postgres::Client {
+    let (locker, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("locker");
+    tokio::spawn(connection);
+    locker
+        .batch_execute("BEGIN; LOCK TABLE live_candles IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    locker
+}
+
 /// Log to the test's output (shown for failing tests), filtered by `RUST_LOG`.
 pub fn trace() {
     let _ = tracing_subscriber::fmt()

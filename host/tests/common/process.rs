@@ -148,6 +148,19 @@ impl Process {
         (status, sent.elapsed())
     }
 
+    /// SIGKILL: no drain, no final flush, nothing recorded at the stop.
+    pub async fn kill9(mut self) {
+        let pid = self.child.id().expect("pid").to_string();
+        let kill = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill");
+        assert!(kill.success());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("spot-server still running after SIGKILL");
+    }
+
     /// The value of a counter or gauge in `/metrics` (0 when absent).
     pub async fn metric(&self, name: &str) -> f64 {
         let body = get(self.addr, "/metrics").await.body;
@@ -155,6 +168,22 @@ impl Process {
             .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
+    }
+}
+
+/// Wait until `server`'s backfill is done and no repair waits.
+pub async fn settled(server: &Process) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if server.metric("spot_backfill_done").await == 1.0 && server.metric("spot_repair_windows_pending").await == 0.0
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the backfill or a repair never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
