@@ -14,9 +14,7 @@
 
 mod common;
 
-use common::{cpu_seconds, rss_kb};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use common::{Peer, cpu_seconds, rss_kb};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -100,44 +98,6 @@ fn main() {
         .build()
         .expect("runtime")
         .block_on(drive(s));
-}
-
-/// A child process this binary runs, talking in lines.
-struct Peer {
-    child: Child,
-    stdin: ChildStdin,
-    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
-}
-
-impl Peer {
-    fn spawn(args: &[&str]) -> Peer {
-        let mut child = Command::new(std::env::current_exe().expect("exe"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("child process");
-        let stdin = child.stdin.take().expect("stdin");
-        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        Peer { child, stdin, lines }
-    }
-
-    fn ask(&mut self, line: &str) -> String {
-        writeln!(self.stdin, "{line}").expect("to child");
-        self.stdin.flush().expect("flush");
-        self.read()
-    }
-
-    fn read(&mut self) -> String {
-        self.lines.next().and_then(|l| l.ok()).unwrap_or_default()
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 async fn drive(s: Settings) {

@@ -2,6 +2,9 @@
 //! and CPU from /proc, and the line protocol they are driven by.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+
 /// Resident memory of this process, KB.
 pub fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -44,5 +47,46 @@ impl StdinLines {
             Ok(n) if n > 0 => Some(self.line.trim()),
             _ => None,
         }
+    }
+}
+
+/// A child process this binary runs, talking in lines.
+pub struct Peer {
+    pub child: Child,
+    stdin: ChildStdin,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl Peer {
+    /// This bench binary again, with `args` (its child mode).
+    pub fn spawn(args: &[&str]) -> Peer {
+        let mut child = Command::new(std::env::current_exe().expect("exe"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("child process");
+        let stdin = child.stdin.take().expect("stdin");
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        Peer { child, stdin, lines }
+    }
+
+    /// Send a line, read the answer line.
+    pub fn ask(&mut self, line: &str) -> String {
+        writeln!(self.stdin, "{line}").expect("to child");
+        self.stdin.flush().expect("flush");
+        self.read()
+    }
+
+    /// The next line it writes.
+    pub fn read(&mut self) -> String {
+        self.lines.next().and_then(|l| l.ok()).unwrap_or_default()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
