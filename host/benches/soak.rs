@@ -168,6 +168,9 @@ async fn drive(s: Settings) {
     let me = std::process::id();
     let started = Instant::now();
     let (mut t, mut rss, mut fd, mut cpu) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // What the horizon legitimately accumulates: the component's state (its
+    // last checkpoint, in the canonical format), every new minute of every product.
+    let mut state = Vec::new();
     let (mut swaps, mut swap_failures, mut last_cpu) = (0usize, 0usize, (cpu_seconds(me), Instant::now()));
     let mut next_swap = Duration::from_secs(s.swap_minutes * 60);
     let mut tick = tokio::time::interval(SAMPLE);
@@ -182,6 +185,8 @@ async fn drive(s: Settings) {
         rss.push(rss_kb() as f64 / 1024.0);
         fd.push(fds() as f64);
         cpu.push(share);
+        let status = server.engine().status().await.expect("engine status");
+        state.push(status.checkpoint_bytes as f64 / (1 << 20) as f64);
         if started.elapsed() >= next_swap {
             next_swap += Duration::from_secs(s.swap_minutes * 60);
             match server.admin().install(wasm[swaps % 2].clone()).await {
@@ -193,8 +198,9 @@ async fn drive(s: Settings) {
             }
         }
         println!(
-            "{minute:>5.1} min: RSS {:>6.1} MB, {:>5} fds, CPU {:>5.1}% of a core, {} clients, {} swaps",
+            "{minute:>5.1} min: RSS {:>6.1} MB (component state {:>5.1} MB), {:>5} fds, CPU {:>5.1}% of a core, {} clients, {} swaps",
             rss[rss.len() - 1],
+            state[state.len() - 1],
             fd[fd.len() - 1],
             share,
             server.hub().stats().clients.load(Relaxed),
@@ -215,7 +221,12 @@ async fn drive(s: Settings) {
     };
     println!("| what | slope per minute | range after the first minute |");
     println!("|---|---|---|");
-    for (name, v, unit) in [("RSS", &rss, "MB"), ("open fds", &fd, ""), ("CPU", &cpu, "% of a core")] {
+    for (name, v, unit) in [
+        ("RSS", &rss, "MB"),
+        ("component state (what the horizon accumulates)", &state, "MB"),
+        ("open fds", &fd, ""),
+        ("CPU", &cpu, "% of a core"),
+    ] {
         let (lo, hi) = range(v);
         println!(
             "| {name} | {:+.3} {unit}/min | {lo:.1} to {hi:.1} {unit} |",
