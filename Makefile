@@ -9,7 +9,7 @@ COMPONENT_PATH ?= $(COMPONENT_DIR)/spot_guest.wasm
 TEST_COMPONENTS := spot-test-misbehave spot-test-wrong-contract spot-test-foreign-import \
 	spot-test-bad-output spot-test-ingest-floor spot-test-hostile-element spot-test-hungry
 
-.PHONY: run demo build test components toolchain browser-deps test-deps timescaledb bench soak lint fmt clean
+.PHONY: run demo build test components toolchain browser-deps test-deps timescaledb fuzz-deps fuzz-build fuzz bench soak lint fmt clean
 
 DEV_PG_DIR ?= data/postgres
 DEV_PG_PORT ?= 5433
@@ -51,9 +51,10 @@ demo: build
 ## Build everything and run every test (the browser test needs browser-deps,
 ## the history tests test-deps), then the storage and end-to-end tests again
 ## on clusters that load TimescaleDB (installed by `timescaledb` when missing).
-test: components browser-deps test-deps timescaledb
+test: components browser-deps test-deps timescaledb fuzz-build
 	$(CARGO) fmt --all -- --check
 	$(CARGO) test --workspace --exclude spot-guest $(addprefix --exclude ,$(TEST_COMPONENTS))
+	fuzz/run.sh $(FUZZ_TEST_SECONDS)
 	@if [ -e $(TIMESCALEDB_CONTROL) ]; then \
 		echo "the storage and end-to-end tests again, on TimescaleDB"; \
 		SPOT_TEST_TIMESCALEDB=1 $(CARGO) test -p spot-host --test storage --test e2e; \
@@ -102,6 +103,25 @@ timescaledb:
 		  { cat $$tmp/build.log; echo "building TimescaleDB failed (log above)"; exit 1; }; \
 		rm -rf $$tmp && echo "TimescaleDB installed"; \
 	fi
+
+## Fuzzing (fuzz/): cargo-afl (AFL++ through rustc's own instrumentation:
+## runs on stable), installed when missing; the instrumented targets build
+## into target/afl (they cannot share the normal target directory). `make
+## test` runs each target FUZZ_TEST_SECONDS over its corpus; `make fuzz`
+## runs them FUZZ_SECONDS each (FUZZ_TARGETS: some only).
+CARGO_AFL_VERSION := 0.18.2
+FUZZ_TEST_SECONDS ?= 5
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?=
+fuzz-deps:
+	@command -v cargo-afl >/dev/null || { echo "installing cargo-afl $(CARGO_AFL_VERSION)"; \
+		$(CARGO) install cargo-afl --version $(CARGO_AFL_VERSION) --locked --quiet; }
+
+fuzz-build: fuzz-deps
+	CARGO_TARGET_DIR=target/afl $(CARGO) afl build --release -p spot-fuzz --features afl
+
+fuzz: fuzz-build
+	fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 ## The default component, the example component and the misbehaving test components.
 components: toolchain

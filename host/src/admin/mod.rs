@@ -309,3 +309,26 @@ pub async fn startup_component(
 
 /// How long an upload may be.
 pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
+
+/// Why an upload is refused before wasmtime sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UploadRefusal {
+    #[error("a component is at most 64 MiB")]
+    TooLarge,
+    #[error("the body is not WebAssembly")]
+    NotWasm,
+}
+
+/// Check the bytes of an upload received so far (`complete`: all of it):
+/// refused past [`MAX_COMPONENT_BYTES`], and as soon as its first four bytes
+/// are in and are not WebAssembly's magic (`\0asm`), so that 64 MiB of
+/// something else is not read first.
+pub fn check_upload(received: &[u8], complete: bool) -> Result<(), UploadRefusal> {
+    if received.len() > MAX_COMPONENT_BYTES {
+        return Err(UploadRefusal::TooLarge);
+    }
+    if (complete || received.len() >= 4) && !received.starts_with(b"\0asm") {
+        return Err(UploadRefusal::NotWasm);
+    }
+    Ok(())
+}

@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::AppState;
-use crate::admin::{Admin, AdminError, MAX_COMPONENT_BYTES};
+use crate::admin::{Admin, AdminError, MAX_COMPONENT_BYTES, UploadRefusal, check_upload};
 use crate::engine::{ComponentSummary, EngineError};
 
 /// The admin routes.
@@ -247,26 +247,24 @@ pub async fn rollback(State(state): State<Arc<AppState>>, request: Request) -> R
 /// else), and once it passes the size limit.
 async fn read_wasm(body: Body) -> Result<Vec<u8>, Response> {
     use futures_util::StreamExt;
-    let not_wasm = || plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the body is not WebAssembly");
+    let refused = |r: UploadRefusal| {
+        let status = match r {
+            UploadRefusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UploadRefusal::NotWasm => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        };
+        plain(status, r.to_string())
+    };
     let mut stream = body.into_data_stream();
     let mut wasm: Vec<u8> = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| plain(StatusCode::BAD_REQUEST, "the upload was cut off"))?;
         if wasm.len() + chunk.len() > MAX_COMPONENT_BYTES {
-            return Err(plain(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("a component is at most {} MiB", MAX_COMPONENT_BYTES >> 20),
-            ));
+            return Err(refused(UploadRefusal::TooLarge));
         }
-        let checked = wasm.len() >= 4;
         wasm.extend_from_slice(&chunk);
-        if !checked && wasm.len() >= 4 && !wasm.starts_with(b"\0asm") {
-            return Err(not_wasm());
-        }
+        check_upload(&wasm, false).map_err(refused)?;
     }
-    if !wasm.starts_with(b"\0asm") {
-        return Err(not_wasm());
-    }
+    check_upload(&wasm, true).map_err(refused)?;
     Ok(wasm)
 }
 

@@ -88,22 +88,32 @@ pub async fn audit(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-struct HistoryQuery {
-    product: String,
-    granularity: spot_wire::Granularity,
-    from: i64,
-    to: i64,
-    limit: i64,
+/// A checked `/api/candles` query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub product: String,
+    pub granularity: spot_wire::Granularity,
+    /// Unix seconds, `from <= to`.
+    pub from: i64,
+    pub to: i64,
+    /// 1 to [`MAX_LIMIT`].
+    pub limit: i64,
 }
 
 impl HistoryQuery {
     fn parse(raw: Option<&str>, state: &AppState) -> Result<Self, BadRequest> {
+        Self::parse_with(raw, &|p| state.serves(p), crate::engine::now_ms() / 1000)
+    }
+
+    /// Parse and check `raw` against whether a product is `served`, with
+    /// `now` (unix s) as the default `to`.
+    pub fn parse_with(raw: Option<&str>, served: &dyn Fn(&str) -> bool, now: i64) -> Result<Self, BadRequest> {
         let p = Params::parse(raw)?;
         let product = query::product(
             p.one("product", "give one product")?
                 .ok_or(BadRequest::new(StatusCode::BAD_REQUEST, "product is required"))?,
         )?;
-        if !state.serves(product) {
+        if !served(product) {
             return Err(BadRequest::new(StatusCode::NOT_FOUND, "unknown product"));
         }
         let granularity = match p.one("granularity", "give one granularity")? {
@@ -124,7 +134,7 @@ impl HistoryQuery {
         };
         let to = match p.one("to", "give one to")? {
             Some(t) => query::unix_seconds(t, "to must be unix seconds")?,
-            None => crate::engine::now_ms() / 1000,
+            None => now,
         };
         let from = match p.one("from", "give one from")? {
             Some(f) => query::unix_seconds(f, "from must be unix seconds")?,

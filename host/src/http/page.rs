@@ -27,22 +27,33 @@ pub async fn page(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -
     }
 }
 
-fn render(raw: Option<&str>, state: &AppState) -> Result<String, BadRequest> {
+/// The page's query: one product (`first` when none is given) and the
+/// granularities shown, checked against whether a product is `served`.
+pub fn parse_query(
+    raw: Option<&str>,
+    served: &dyn Fn(&str) -> bool,
+    first: Option<&str>,
+) -> Result<(String, Vec<Granularity>), BadRequest> {
     let p = Params::parse(raw)?;
     let product = match p.one("product", "give one product")? {
         Some(v) => {
             let v = query::product(v)?;
-            if !state.serves(v) {
+            if !served(v) {
                 return Err(BadRequest::new(axum::http::StatusCode::NOT_FOUND, "unknown product"));
             }
             v.to_string()
         }
-        None => match state.products().list.first() {
-            Some(p) => p.clone(),
+        None => match first {
+            Some(p) => p.to_string(),
             None => return Err(BadRequest::new(axum::http::StatusCode::NOT_FOUND, "no products")),
         },
     };
-    let granularities = query::granularities(&p)?;
+    Ok((product, query::granularities(&p)?))
+}
+
+fn render(raw: Option<&str>, state: &AppState) -> Result<String, BadRequest> {
+    let products = state.products();
+    let (product, granularities) = parse_query(raw, &|p| state.serves(p), products.list.first().map(String::as_str))?;
 
     let mut stream = format!("/stream?product={}", url(&product));
     if granularities.len() < Granularity::ALL.len() {

@@ -110,6 +110,34 @@ static HEAD: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
     head
 });
 
+/// What the bytes of a request head so far say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Head {
+    /// A whole head: the raw query string of its target, if it has one.
+    Complete(Option<String>),
+    /// More bytes are needed.
+    Partial,
+}
+
+/// Parse the bytes of a request head read so far (a client's bytes: any
+/// input gets an answer, never a panic).
+pub fn parse_head(buf: &[u8]) -> Result<Head, BadRequest> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => {
+            let target = request.path.unwrap_or("/stream");
+            Ok(Head::Complete(target.split_once('?').map(|(_, q)| q.to_string())))
+        }
+        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => Ok(Head::Partial),
+        Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => Err(BadRequest::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request head too large",
+        )),
+        Err(_) => Err(BadRequest::new(StatusCode::BAD_REQUEST, "malformed request")),
+    }
+}
+
 /// Read the request head; returns the raw query string of the target.
 async fn read_head(socket: &mut TcpStream) -> Result<Option<String>, BadRequest> {
     let mut buf = Vec::with_capacity(1024);
@@ -123,21 +151,8 @@ async fn read_head(socket: &mut TcpStream) -> Result<Option<String>, BadRequest>
             return Err(BadRequest::new(StatusCode::BAD_REQUEST, "incomplete request"));
         }
         buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        match request.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => {
-                let target = request.path.unwrap_or("/stream");
-                return Ok(target.split_once('?').map(|(_, q)| q.to_string()));
-            }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => continue,
-            Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
-                return Err(BadRequest::new(
-                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    "request head too large",
-                ));
-            }
-            Err(_) => return Err(BadRequest::new(StatusCode::BAD_REQUEST, "malformed request")),
+        if let Head::Complete(query) = parse_head(&buf)? {
+            return Ok(query);
         }
     }
 }

@@ -20,11 +20,21 @@ use crate::hub::{HubError, Key};
 /// Parse and check the subscription: every product served, every granularity
 /// known, not more pairs than the hub allows.
 pub fn subscription(raw: Option<&str>, state: &AppState) -> Result<Vec<Key>, BadRequest> {
+    parse_subscription(raw, &|p| state.serves(p), state.hub.config().max_subscriptions)
+}
+
+/// [`subscription`] with what it checks against given: whether a product is
+/// `served`, and the most pairs (`max`).
+pub fn parse_subscription(
+    raw: Option<&str>,
+    served: &dyn Fn(&str) -> bool,
+    max: usize,
+) -> Result<Vec<Key>, BadRequest> {
     let p = Params::parse(raw)?;
     let mut products: Vec<Arc<str>> = Vec::new();
     for value in p.all("product") {
         let product = query::product(value)?;
-        if !state.serves(product) {
+        if !served(product) {
             return Err(BadRequest::new(StatusCode::NOT_FOUND, "unknown product"));
         }
         if !products.iter().any(|p| &**p == product) {
@@ -35,7 +45,7 @@ pub fn subscription(raw: Option<&str>, state: &AppState) -> Result<Vec<Key>, Bad
         return Err(BadRequest::new(StatusCode::BAD_REQUEST, "product is required"));
     }
     let granularities = query::granularities(&p)?;
-    if products.len() * granularities.len() > state.hub.config().max_subscriptions {
+    if products.len() * granularities.len() > max {
         return Err(BadRequest::new(StatusCode::BAD_REQUEST, "too many subscriptions"));
     }
     Ok(products

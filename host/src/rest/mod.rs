@@ -204,18 +204,13 @@ impl Rest {
             let body = self
                 .get("/api/v3/brokerage/market/products", &query, Priority::Repair)
                 .await?;
-            let list: ProductList = serde_json::from_slice(&body).map_err(|e| RestError::Malformed(e.to_string()))?;
-            for p in list.products.into_iter().filter(tradable) {
-                // An id goes into URL paths, SQL and pages: one that does not
-                // look like BASE-QUOTE is refused, not escaped everywhere.
-                if crate::product::valid(&p.product_id).is_ok() {
-                    out.push(p.product_id);
-                } else {
-                    tracing::warn!(product = ?p.product_id, "the product list has a malformed id; skipped");
-                }
+            let page = parse_products_page(&body)?;
+            for id in page.malformed {
+                tracing::warn!(product = ?id, "the product list has a malformed id; skipped");
             }
-            match list.pagination {
-                Some(p) if p.has_next && !p.next_cursor.is_empty() && p.next_cursor != cursor => cursor = p.next_cursor,
+            out.extend(page.products);
+            match page.next_cursor {
+                Some(next) if next != cursor => cursor = next,
                 _ => break,
             }
         }
@@ -266,6 +261,36 @@ impl Rest {
             .map(|c| c.to_minute(id))
             .collect())
     }
+}
+
+/// One page of the product list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductsPage {
+    /// The tradable spot products with a well-formed id.
+    pub products: Vec<String>,
+    /// Tradable ones whose id is not `BASE-QUOTE` (skipped: an id goes into
+    /// URL paths, SQL and pages, so it is refused, not escaped everywhere).
+    pub malformed: Vec<String>,
+    /// The cursor of the next page, if there is one.
+    pub next_cursor: Option<String>,
+}
+
+/// Parse one page of `GET /api/v3/brokerage/market/products`.
+pub fn parse_products_page(body: &[u8]) -> Result<ProductsPage, RestError> {
+    let list: ProductList = serde_json::from_slice(body).map_err(|e| RestError::Malformed(e.to_string()))?;
+    let mut page = ProductsPage::default();
+    for p in list.products.into_iter().filter(tradable) {
+        if crate::product::valid(&p.product_id).is_ok() {
+            page.products.push(p.product_id);
+        } else {
+            page.malformed.push(p.product_id);
+        }
+    }
+    page.next_cursor = list
+        .pagination
+        .filter(|p| p.has_next && !p.next_cursor.is_empty())
+        .map(|p| p.next_cursor);
+    Ok(page)
 }
 
 /// The candles of an answer with a start in `[from, to]`, oldest first.

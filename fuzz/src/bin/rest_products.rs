@@ -1,0 +1,4 @@
+//! AFL target: see [`spot_fuzz::rest_products`].
+fn main() {
+    afl::fuzz!(|data: &[u8]| spot_fuzz::rest_products(data));
+}
