@@ -355,5 +355,24 @@ async fn bad_subscriptions_get_a_short_4xx_and_the_page_escapes() {
         "data-init=\"@get(&#39;/stream?product=P3-USD&amp;granularity=ONE_HOUR&amp;granularity=ONE_DAY&#39;, {retry: &#39;always&#39;"
     ));
     assert!(b.contains("https://cdn.jsdelivr.net/gh/starfederation/datastar@v1.0.4/bundles/datastar.js"));
+    // A policy behind the element check: no inline script or style runs.
+    let csp = page
+        .header("content-security-policy")
+        .expect("a Content-Security-Policy");
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'self' https://cdn.jsdelivr.net 'unsafe-eval';"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        !b.contains("<script>") && !b.contains("<style>") && !b.contains(" onerror="),
+        "inline code in the page"
+    );
+    for asset in ["/assets/page.js", "/assets/page.css"] {
+        assert!(b.contains(&format!("\"{asset}?v=")), "{asset} not linked");
+        let r = http::get(addr, asset).await;
+        assert_eq!(r.status, 200, "{asset}");
+        assert!(!r.body.is_empty());
+    }
     s.server.stop().await;
 }

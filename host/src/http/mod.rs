@@ -140,6 +140,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(admin)
         .route("/", get(page::page))
+        .route("/assets/page.js", get(page::script))
+        .route("/assets/page.css", get(page::style))
         .route("/stream", get(stream::stream))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
+use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use spot_wire::Granularity;
 
@@ -19,12 +20,80 @@ use super::query::{self, BadRequest, Params};
 /// Datastar 1.x from its official CDN (override with `DATASTAR_URL`).
 pub const DATASTAR_CDN: &str = "https://cdn.jsdelivr.net/gh/starfederation/datastar@v1.0.4/bundles/datastar.js";
 
+/// The page's script and style, served by spot itself (the page allows no
+/// inline script or style).
+pub const SCRIPT: &str = include_str!("page.js");
+pub const STYLE: &str = include_str!("page.css");
+
+/// A version of the assets for their URLs (`?v=`): a new build's page never
+/// gets an old script from a cache.
+static ASSETS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(SCRIPT.as_bytes())
+        .chain_update(STYLE.as_bytes())
+        .finalize();
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+});
+
 /// The page.
 pub async fn page(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Response {
     match render(raw.as_deref(), &state) {
-        Ok(html) => Html(html).into_response(),
+        Ok(html) => (
+            [(
+                header::CONTENT_SECURITY_POLICY,
+                content_security_policy(&state.datastar_url),
+            )],
+            Html(html),
+        )
+            .into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// `GET /assets/page.js`.
+pub async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+/// `GET /assets/page.css`.
+pub async fn style() -> Response {
+    asset("text/css; charset=utf-8", STYLE)
+}
+
+fn asset(kind: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            // Versioned by the page's URLs (`?v=`): cacheable for a day.
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The page's policy, a second line of defence behind the element check:
+/// scripts only from this origin and the Datastar client's (which evaluates
+/// its attribute expressions with `Function`: `'unsafe-eval'`, as Datastar
+/// documents), styles from this origin, connections (the stream) to it, no
+/// frames, no plugins, forms only to it.
+pub fn content_security_policy(datastar_url: &str) -> String {
+    let datastar = origin(datastar_url).map(|o| format!(" {o}")).unwrap_or_default();
+    format!(
+        "default-src 'none'; script-src 'self'{datastar} 'unsafe-eval'; style-src 'self'; \
+         connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// `scheme://host[:port]` of an absolute http(s) URL; `None` for a relative
+/// one (served from this origin) or anything else.
+fn origin(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
+    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let host = &rest[..host_end];
+    let ok = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    ok.then(|| &url[..url.len() - rest.len() + host_end])
 }
 
 /// The page's query: one product (`first` when none is given) and the
@@ -105,6 +174,7 @@ fn render(raw: Option<&str>, state: &AppState) -> Result<String, BadRequest> {
     Ok(format!(
         include_str!("page.html"),
         datastar = escape(&state.datastar_url),
+        assets = ASSETS.as_str(),
         options = options,
         boxes = boxes,
         init = escape(&init),
@@ -139,6 +209,25 @@ fn url(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_policy_names_the_datastar_origin_only() {
+        let csp = content_security_policy(DATASTAR_CDN);
+        assert!(
+            csp.contains("script-src 'self' https://cdn.jsdelivr.net 'unsafe-eval';"),
+            "{csp}"
+        );
+        assert!(
+            csp.starts_with("default-src 'none';") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        let local = content_security_policy("/static/datastar.js");
+        assert!(local.contains("script-src 'self' 'unsafe-eval';"), "{local}");
+        assert_eq!(origin("http://127.0.0.1:9/d.js"), Some("http://127.0.0.1:9"));
+        // Nothing that could end the directive or add another source.
+        assert_eq!(origin("https://evil.example; script-src *"), None);
+        assert_eq!(origin("javascript:alert(1)"), None);
+    }
 
     #[test]
     fn escape_covers_markup_and_quotes() {
