@@ -33,6 +33,7 @@ COPY --from=build /out/spot-server /app/spot-server
 COPY --from=build /out/spot_guest.wasm /app/components/spot_guest.wasm
 ENV COMPONENT_PATH=/app/components/spot_guest.wasm \
     SPOT_DATA_DIR=/tmp/spot \
+    HOST=0.0.0.0 \
     PORT=8080 \
     LOG_FORMAT=json
 USER nonroot

@@ -20,32 +20,37 @@ build: toolchain
 	$(CARGO) build --profile component --target $(WASM_TARGET) -p spot-guest
 	$(CARGO) build --release -p spot-host --bin spot-server
 
-## Build the default component and the host, then run the server. Without
-## DATABASE_URL, a local PostgreSQL is started (and kept) under $(DEV_PG_DIR).
+## Build the default component and the host, then run the server on
+## 127.0.0.1 (HOST=0.0.0.0 opens it to the network). Without DATABASE_URL, a
+## local PostgreSQL is started (and kept) under $(DEV_PG_DIR).
 run: build
 	@if [ -z "$$DATABASE_URL" ]; then \
 		$(CARGO) build -q --release -p spot-testkit --bin spot-dev-postgres && \
 		DATABASE_URL=$$(./target/release/spot-dev-postgres $(DEV_PG_DIR) $(DEV_PG_PORT)) || exit 1; \
 		echo "DATABASE_URL unset: using the local PostgreSQL at $$DATABASE_URL"; \
 	fi; \
-	DATABASE_URL=$$DATABASE_URL COMPONENT_PATH=$(COMPONENT_PATH) ./target/release/spot-server
+	HOST=$${HOST:-127.0.0.1} DATABASE_URL=$$DATABASE_URL COMPONENT_PATH=$(COMPONENT_PATH) ./target/release/spot-server
 
 ## `make run` against the fake Coinbase (offline): a synthetic market of
-## DEMO_PRODUCTS products at DEMO_RATE trades/s on 127.0.0.1:8701 (WS) and 8702 (REST).
+## DEMO_PRODUCTS products at DEMO_RATE trades/s on 127.0.0.1:FAKE_WS_PORT (WS)
+## and FAKE_REST_PORT (REST). The fake runs in its own session so that a
+## Ctrl-C reaches the server alone; the fake is stopped once the server is.
 DEMO_PRODUCTS ?= 5
 DEMO_RATE ?= 20
+FAKE_WS_PORT ?= 8701
+FAKE_REST_PORT ?= 8702
 demo: build
 	$(CARGO) build --release -p spot-fake-coinbase --bin fake-coinbase
 	@if [ -z "$$DATABASE_URL" ]; then \
 		$(CARGO) build -q --release -p spot-testkit --bin spot-dev-postgres && \
 		DATABASE_URL=$$(./target/release/spot-dev-postgres $(DEV_PG_DIR) $(DEV_PG_PORT)) || exit 1; \
 	fi; \
-	./target/release/fake-coinbase --ws 127.0.0.1:8701 --rest 127.0.0.1:8702 \
+	setsid ./target/release/fake-coinbase --ws 127.0.0.1:$(FAKE_WS_PORT) --rest 127.0.0.1:$(FAKE_REST_PORT) \
 		--products $(DEMO_PRODUCTS) --rate $(DEMO_RATE) & fake=$$!; \
 	trap "kill $$fake 2>/dev/null" EXIT; \
 	echo; echo "  spot demo: open http://localhost:$${PORT:-8080}/  (Ctrl-C stops)"; echo; \
-	DATABASE_URL=$$DATABASE_URL COMPONENT_PATH=$(COMPONENT_PATH) \
-		COINBASE_WS_URL=ws://127.0.0.1:8701 COINBASE_REST_URL=http://127.0.0.1:8702 \
+	HOST=$${HOST:-127.0.0.1} DATABASE_URL=$$DATABASE_URL COMPONENT_PATH=$(COMPONENT_PATH) \
+		COINBASE_WS_URL=ws://127.0.0.1:$(FAKE_WS_PORT) COINBASE_REST_URL=http://127.0.0.1:$(FAKE_REST_PORT) \
 		./target/release/spot-server
 
 ## Build everything and run every test (the browser test needs browser-deps,

@@ -36,8 +36,11 @@ pub struct FakeConfig {
     /// The online spot products that trade.
     pub products: Vec<String>,
     /// List products the client must skip too (USDC aliases, disabled,
-    /// delisted, trading-disabled, futures, and [`HOSTILE_PRODUCT`]).
+    /// delisted, trading-disabled, futures).
     pub listing_extras: bool,
+    /// List [`HOSTILE_PRODUCT`] as tradable too (tests; the demo does not:
+    /// the server warns about it on every start).
+    pub hostile_listing: bool,
     /// Heartbeats on subscribed connections this often.
     pub heartbeat_every: Duration,
     /// A connection that sends no subscribe within this is closed.
@@ -64,6 +67,7 @@ impl Default for FakeConfig {
         FakeConfig {
             products: vec!["BTC-USD".into(), "ETH-USD".into()],
             listing_extras: true,
+            hostile_listing: true,
             heartbeat_every: Duration::from_secs(1),
             subscribe_deadline: Duration::from_secs(5),
             snapshot_trades: 50,

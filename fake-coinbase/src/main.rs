@@ -10,9 +10,11 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use spot_fake_coinbase::{Fake, FakeConfig};
 
+/// The demo's products, in order (trading at plausible levels: see the
+/// market's `LEVELS`).
 const NAMES: &[&str] = &[
-    "BTC", "ETH", "SOL", "XRP", "ADA", "DOGE", "AVAX", "LINK", "DOT", "LTC", "BCH", "UNI", "ATOM", "XLM", "ETC", "FIL",
-    "APT", "ARB", "OP", "NEAR",
+    "BTC", "ETH", "SOL", "ADA", "SHIB", "XRP", "DOGE", "AVAX", "LINK", "DOT", "LTC", "BCH", "UNI", "ATOM", "XLM",
+    "ETC", "FIL", "APT", "ARB", "OP", "NEAR",
 ];
 
 #[tokio::main]
@@ -52,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
     let fake = Fake::start_on(
         FakeConfig {
             products: names.clone(),
+            hostile_listing: false,
             ..FakeConfig::default()
         },
         ws,

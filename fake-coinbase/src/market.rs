@@ -41,9 +41,48 @@ pub struct RefCandle {
 struct Book {
     name: Arc<str>,
     next_id: u64,
-    /// Price in cents.
-    cents: i64,
+    /// Price in ticks of `10^-decimals`.
+    ticks: i64,
+    /// The price's decimals (Coinbase's quote increment).
+    decimals: u32,
     withhold: usize,
+}
+
+/// Where the demo's well-known products trade (about late 2026), and their
+/// quote increments' decimals: a synthetic market that looks like one.
+/// Other products start at a seeded level between 10 and 100,000.
+const LEVELS: &[(&str, &str, u32)] = &[
+    ("BTC", "91000", 2),
+    ("ETH", "3100", 2),
+    ("SOL", "140", 2),
+    ("ADA", "0.42", 4),
+    ("SHIB", "0.0000092", 8),
+    ("XRP", "2.1", 4),
+    ("DOGE", "0.15", 5),
+    ("AVAX", "14", 2),
+    ("LINK", "13.5", 3),
+    ("DOT", "2.3", 3),
+    ("LTC", "85", 2),
+    ("BCH", "520", 2),
+    ("UNI", "5.8", 3),
+    ("ATOM", "2.6", 3),
+    ("XLM", "0.25", 6),
+    ("ETC", "13", 2),
+    ("FIL", "1.6", 3),
+    ("APT", "1.9", 2),
+    ("ARB", "0.21", 4),
+    ("OP", "0.33", 4),
+    ("NEAR", "1.9", 3),
+];
+
+/// The starting price of `product` in ticks and its decimals, when its base
+/// is one of [`LEVELS`].
+fn level(product: &str) -> Option<(i64, u32)> {
+    let base = product.split('-').next()?;
+    let (_, price, decimals) = LEVELS.iter().find(|(b, _, _)| *b == base)?;
+    let (whole, frac) = price.split_once('.').unwrap_or((price, ""));
+    let frac = format!("{frac:0<width$}", width = *decimals as usize);
+    Some((format!("{whole}{frac}").parse().ok()?, *decimals))
 }
 
 /// The products, their books and the log.
@@ -97,7 +136,7 @@ impl Market {
             return i;
         }
         let i = self.books.len();
-        let start_cents = 1_000 + self.next(10_000_000) as i64;
+        let (ticks, decimals) = level(product).unwrap_or((1_000 + self.next(10_000_000) as i64, 2));
         // Real ids are large and only grow: start from the wall clock in ms,
         // so a restarted fake (the demo's, with the same seed) never reuses
         // the ids of an earlier run that a server has stored (it would drop
@@ -108,7 +147,8 @@ impl Market {
         self.books.push(Book {
             name: Arc::from(product),
             next_id,
-            cents: start_cents,
+            ticks,
+            decimals,
             withhold: 0,
         });
         self.index.insert(product.to_string(), i);
@@ -153,11 +193,13 @@ impl Market {
     }
 
     fn trade_of(&mut self, i: usize, time_us: i64) -> FakeTrade {
-        let step = self.next(21) as i64 - 10;
+        // A random walk of up to ±0.05% a trade (at least a tick).
+        let reach = (self.books[i].ticks / 2_000).max(1) as u64;
+        let step = self.next(2 * reach + 1) as i64 - reach as i64;
         let size_units = 1 + self.next(1_000_000_000);
         let side = if self.next(2) == 0 { "BUY" } else { "SELL" };
         let b = &mut self.books[i];
-        b.cents = (b.cents + step).max(1);
+        b.ticks = (b.ticks + step).max(1);
         let id = b.next_id;
         b.next_id += 1;
         let withheld = b.withhold > 0;
@@ -167,7 +209,7 @@ impl Market {
         let t = FakeTrade {
             product: b.name.clone(),
             trade_id: id,
-            price: Fixed::from_units(b.cents as i128 * 10_000_000_000_000_000),
+            price: Fixed::from_units(b.ticks as i128 * 10i128.pow(spot_wire::SCALE_DIGITS - b.decimals)),
             // 8 decimals, like Coinbase sizes.
             size: Fixed::from_units(size_units as i128 * 10_000_000_000),
             side,

@@ -71,6 +71,8 @@ async fn products(State(shared): State<Arc<Shared>>) -> Json<Value> {
         list.push(product("HALT-USD", "online", "SPOT", "", false, true));
         list.push(product("OFF-USD", "online", "SPOT", "", true, false));
         list.push(product("BTC-PERP-INTX", "online", "FUTURE", "", false, false));
+    }
+    if shared.config.hostile_listing {
         // A hostile id in an otherwise tradable listing: it must never reach
         // a URL path or a page.
         list.push(product(HOSTILE_PRODUCT, "online", "SPOT", "", false, false));

@@ -200,9 +200,10 @@ pub fn element(data: &[u8]) {
 pub fn query(data: &[u8]) {
     let Ok(raw) = std::str::from_utf8(data) else { return };
     check_subscription(raw);
-    if let Ok((product, gs)) = page::parse_query(Some(raw), &served, Some("BTC-USD")) {
-        assert!(served(&product), "{product:?}");
-        granularities_ok(&gs);
+    if let Ok(q) = page::parse_query(Some(raw), &served, Some("BTC-USD")) {
+        assert!(served(&q.product), "{q:?}");
+        granularities_ok(&q.granularities);
+        assert!(q.granularities.contains(&q.chart), "{q:?}");
     }
     if let Ok(q) = HistoryQuery::parse_with(Some(raw), &served, 1_800_000_000) {
         assert!(served(&q.product), "{q:?}");

@@ -109,7 +109,7 @@ fn server(n: usize, shape: Shape) {
             engine.handle(),
             Some(Arc::new(WriterStats::default())),
             hub.clone(),
-            String::new(),
+            spot_host::http::datastar::Datastar::new(""),
         ));
         // Every key has a state, so each client's first event is its snapshot.
         let first: Vec<CandleUpdate> = products

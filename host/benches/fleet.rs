@@ -165,6 +165,7 @@ fn config(pg: &spot_testkit::pg::Cluster, products: &[String], role: &str) -> Co
     let vars = HashMap::from([
         ("DATABASE_URL", pg.url("postgres")),
         ("COMPONENT_PATH", component.display().to_string()),
+        ("DATASTAR_URL", common::OFFLINE_DATASTAR.to_string()),
         ("PRODUCTS", products.join(",")),
         ("ROLE", role.to_string()),
         // No feed runs here; nothing asks the exchange.

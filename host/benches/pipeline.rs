@@ -115,6 +115,7 @@ async fn drive(s: Settings) {
     let vars = std::collections::HashMap::from([
         ("DATABASE_URL", pg.url("postgres")),
         ("COMPONENT_PATH", component.display().to_string()),
+        ("DATASTAR_URL", common::OFFLINE_DATASTAR.to_string()),
         ("COINBASE_WS_URL", ws),
         ("COINBASE_REST_URL", rest),
     ]);
@@ -279,6 +280,7 @@ fn fake_process(products: usize) {
         let fake = Fake::start(FakeConfig {
             products: names(products),
             listing_extras: false,
+            hostile_listing: false,
             snapshot_trades: 10,
             ..FakeConfig::default()
         })

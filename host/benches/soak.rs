@@ -118,6 +118,7 @@ async fn drive(s: Settings) {
     let vars = std::collections::HashMap::from([
         ("DATABASE_URL", pg.url("postgres")),
         ("COMPONENT_PATH", dir.join("spot_guest.wasm").display().to_string()),
+        ("DATASTAR_URL", common::OFFLINE_DATASTAR.to_string()),
         ("COINBASE_WS_URL", ws),
         ("COINBASE_REST_URL", rest),
         ("COINBASE_REST_RATE", "50".to_string()),
@@ -264,6 +265,7 @@ fn fake_process(products: usize) {
         let fake = Fake::start(FakeConfig {
             products: names(products),
             listing_extras: false,
+            hostile_listing: false,
             ..FakeConfig::default()
         })
         .await

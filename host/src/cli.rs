@@ -49,6 +49,9 @@ pub enum LogFormat {
 /// environment are never echoed by `--help` (keys and tokens live there).
 #[derive(Debug, Default, Args)]
 pub struct Settings {
+    /// Address to listen on, admin included [default: 0.0.0.0]
+    #[arg(long, env = "HOST", hide_env_values = true)]
+    pub host: Option<String>,
     /// HTTP port [default: 8080]
     #[arg(long, env = "PORT", hide_env_values = true)]
     pub port: Option<String>,
@@ -119,6 +122,7 @@ impl Settings {
     /// The field that holds variable `var`; `None` for a name with no flag.
     fn field(&self, var: &str) -> Option<&Option<String>> {
         Some(match var {
+            "HOST" => &self.host,
             "PORT" => &self.port,
             "DATABASE_URL" => &self.database_url,
             "COINBASE_WS_URL" => &self.coinbase_ws_url,
@@ -161,6 +165,8 @@ mod tests {
         let cli = parse(&[
             "--database-url",
             "postgresql://h/db",
+            "--host",
+            "127.0.0.1",
             "--port",
             "9000",
             "--products",
@@ -177,6 +183,7 @@ mod tests {
         assert_eq!(cli.log_format, LogFormat::Json);
         let c = cli.settings.config().unwrap();
         assert_eq!(c.port, 9000);
+        assert_eq!(c.host.to_string(), "127.0.0.1");
         assert_eq!(c.database_url, "postgresql://h/db");
         assert_eq!(c.products.unwrap(), ["BTC-USD", "ETH-USD"]);
         assert_eq!((c.shard_index, c.shard_count), (1, 2));
@@ -205,6 +212,7 @@ mod tests {
     fn help_names_every_variable_and_hides_values() {
         let help = Cli::try_parse_from(["spot-server", "--help"]).unwrap_err().to_string();
         for var in [
+            "HOST",
             "PORT",
             "DATABASE_URL",
             "COINBASE_WS_URL",

@@ -18,6 +18,9 @@ pub enum ConfigError {
 /// Everything the server reads from its environment.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `HOST`: the address HTTP listens on, admin routes included
+    /// (`0.0.0.0`, every interface; `127.0.0.1` keeps it on this machine).
+    pub host: std::net::IpAddr,
     /// `PORT`: the HTTP port (8080).
     pub port: u16,
     /// `DATABASE_URL` (required).
@@ -59,6 +62,10 @@ pub struct Config {
     pub component_memory: Option<usize>,
 }
 
+/// Coinbase's market-data WebSocket (`COINBASE_WS_URL`'s default): anything
+/// else is a stand-in exchange, and the page says so.
+pub const COINBASE_WS: &str = "wss://advanced-trade-ws.coinbase.com";
+
 /// The default component, as `make run` and the container build it.
 pub const DEFAULT_COMPONENT: &str = "target/wasm32-wasip2/component/spot_guest.wasm";
 
@@ -76,6 +83,13 @@ impl Config {
             Some(p) => p.trim().parse().map_err(|_| ConfigError::Invalid {
                 var: "PORT",
                 reason: "not a port number".into(),
+            })?,
+        };
+        let host = match get("HOST") {
+            None => std::net::IpAddr::from([0, 0, 0, 0]),
+            Some(h) => h.trim().parse().map_err(|_| ConfigError::Invalid {
+                var: "HOST",
+                reason: "an IP address to listen on (0.0.0.0, 127.0.0.1, ::)".into(),
             })?,
         };
         let database_url = get("DATABASE_URL").ok_or(ConfigError::Missing("DATABASE_URL"))?;
@@ -171,17 +185,14 @@ impl Config {
             }
         };
         Ok(Config {
+            host,
             port,
             database_url,
             component_path: PathBuf::from(get("COMPONENT_PATH").unwrap_or_else(|| DEFAULT_COMPONENT.into())),
             products,
             cache_dir: data_dir.join("component-cache"),
             datastar_url: get("DATASTAR_URL").unwrap_or_else(|| crate::http::page::DATASTAR_CDN.into()),
-            coinbase_ws_url: url(
-                "COINBASE_WS_URL",
-                "wss://advanced-trade-ws.coinbase.com",
-                &["wss", "ws"],
-            )?,
+            coinbase_ws_url: url("COINBASE_WS_URL", COINBASE_WS, &["wss", "ws"])?,
             coinbase_rest_url: url("COINBASE_REST_URL", "https://api.coinbase.com", &["https", "http"])?,
             credentials,
             shard_index: shard_index as u32,
@@ -245,6 +256,7 @@ mod tests {
         assert!(matches!(config(&[]), Err(ConfigError::Missing("DATABASE_URL"))));
         let c = config(&[("DATABASE_URL", "postgresql://x/y")]).unwrap();
         assert_eq!(c.port, 8080);
+        assert_eq!(c.host, std::net::IpAddr::from([0, 0, 0, 0]));
         assert!(c.products.is_none());
         assert_eq!(c.component_path, PathBuf::from(DEFAULT_COMPONENT));
     }
@@ -253,6 +265,7 @@ mod tests {
     fn an_empty_variable_is_an_unset_one() {
         // What `docker compose` passes for `VAR: ${VAR:-}`.
         let blank = [
+            "HOST",
             "PORT",
             "PRODUCTS",
             "SHARD_INDEX",
@@ -295,6 +308,9 @@ mod tests {
         assert!(config(&[("DATABASE_URL", "u"), ("PRODUCTS", "BTC-USD,<b>")]).is_err());
         assert!(config(&[("DATABASE_URL", "u"), ("PRODUCTS", " , ")]).is_err());
         assert!(config(&[("DATABASE_URL", "u"), ("PORT", "http")]).is_err());
+        assert!(config(&[("DATABASE_URL", "u"), ("HOST", "localhost")]).is_err());
+        let c = config(&[("DATABASE_URL", "u"), ("HOST", " 127.0.0.1 ")]).unwrap();
+        assert_eq!(c.host, std::net::IpAddr::from([127, 0, 0, 1]));
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub struct Options {
     pub audit_pause: Duration,
     /// How long start-up waits for the database to answer.
     pub database_wait: Duration,
-    /// Bind HTTP here instead of `0.0.0.0:PORT` (tests use `127.0.0.1:0`).
+    /// Bind HTTP here instead of `HOST:PORT` (tests use `127.0.0.1:0`).
     pub bind: Option<SocketAddr>,
     /// The feed's tunables (its URLs come from the [`Config`]); `None` runs
     /// without a feed (tests that drive the engine themselves).
@@ -88,6 +88,8 @@ pub struct Server {
     feed: Option<Feed>,
     history: Option<History>,
     watcher: Option<tokio::task::JoinHandle<()>>,
+    /// Asks whether the page's Datastar client can be reached.
+    datastar_probe: Option<tokio::task::JoinHandle<()>>,
     announce: Option<tokio::task::JoinHandle<()>>,
     admin: Arc<Admin>,
     fleet: Fleet,
@@ -298,6 +300,8 @@ impl Server {
             }
         };
 
+        let datastar = http::datastar::Datastar::new(config.datastar_url.clone());
+        let datastar_probe = datastar.spawn_probe();
         let state = Arc::new(
             AppState::new(
                 pool.clone(),
@@ -306,8 +310,9 @@ impl Server {
                 handle,
                 writer.as_ref().map(|w| w.stats().clone()),
                 hub.clone(),
-                config.datastar_url.clone(),
+                datastar.clone(),
             )
+            .with_source((config.coinbase_ws_url != crate::config::COINBASE_WS).then(|| config.coinbase_ws_url.clone()))
             .with_feed(feed.as_ref().map(|f| f.stats().clone()))
             .with_history(history.as_ref().map(|h| http::HistoryView {
                 stats: h.stats().clone(),
@@ -320,7 +325,7 @@ impl Server {
         );
         let bind = options
             .bind
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], config.port)));
+            .unwrap_or_else(|| SocketAddr::new(config.host, config.port));
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .with_context(|| format!("listening on {bind}"))?;
@@ -367,6 +372,7 @@ impl Server {
             feed,
             history,
             watcher,
+            datastar_probe,
             announce,
             admin,
             fleet,
@@ -443,7 +449,10 @@ impl Server {
     /// Drain and stop: streams end and HTTP stops taking requests, the engine
     /// finishes its queued input, the writer stores what it holds.
     pub async fn stop(self) {
-        for task in [&self.watcher, &self.announce].into_iter().flatten() {
+        for task in [&self.watcher, &self.announce, &self.datastar_probe]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
         }
         if let Some(f) = self.feed {

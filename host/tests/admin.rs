@@ -30,6 +30,7 @@ async fn server_with(pg: &Cluster, fake: &Fake, token: Option<&str>, component: 
     let mut vars: HashMap<&str, String> = HashMap::from([
         ("DATABASE_URL", pg.url("postgres")),
         ("COMPONENT_PATH", component.display().to_string()),
+        ("DATASTAR_URL", common::OFFLINE_DATASTAR.to_string()),
         ("COINBASE_WS_URL", fake.ws_url()),
         ("COINBASE_REST_URL", fake.rest_url()),
         ("COINBASE_REST_RATE", "200".into()),

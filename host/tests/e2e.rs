@@ -131,6 +131,14 @@ async fn the_server_process_stores_and_streams_the_market_through_faults_and_a_r
         server.started
     );
     assert_eq!(server.started["connections"].as_u64(), Some(1), "{}", server.started);
+    // HOST decides the listen address (the admin API's too).
+    assert!(
+        server.started["addr"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.1:")),
+        "{}",
+        server.started
+    );
     assert!(
         server.started["component"]
             .as_str()
@@ -162,6 +170,29 @@ async fn the_server_process_stores_and_streams_the_market_through_faults_and_a_r
         assert!(Instant::now() < deadline, "the withheld trades were never repaired");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // Trades are counted where spot saw them; a minute it took from the
+    // exchange's REST candles has no count (null), nor has a bucket holding it.
+    storage_equals_log(&pool, &fake, &products).await;
+    let trades = |body: serde_json::Value| body["candles"][0]["trades"].clone();
+    let at = |p: &str, g: &str, ts: i64| format!("/api/candles?product={p}&granularity={g}&from={ts}&to={ts}");
+    let (seen, repaired) = (t / 1000, t / 1000 + 60);
+    assert_eq!(
+        trades(get(server.addr, &at(&products[0], "ONE_MINUTE", seen)).await.json()),
+        12
+    );
+    let five_seen = seen - seen.rem_euclid(300);
+    assert_eq!(
+        trades(
+            get(server.addr, &at(&products[0], "FIVE_MINUTES", five_seen))
+                .await
+                .json()
+        ),
+        12
+    );
+    assert!(trades(get(server.addr, &at(&products[2], "ONE_MINUTE", repaired)).await.json()).is_null());
+    let five = repaired - repaired.rem_euclid(300);
+    assert!(trades(get(server.addr, &at(&products[2], "FIVE_MINUTES", five)).await.json()).is_null());
 
     // A garbage frame, then the live market with a dropped connection midway.
     fake.fault(Fault::Garbage);

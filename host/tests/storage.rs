@@ -516,7 +516,41 @@ async fn exact_numbers_round_trip_and_the_history_api_validates() {
     .await;
     let j = r.json();
     assert_eq!(j["candles"].as_array().map(Vec::len), Some(3));
-    assert_eq!(j["next_from"], day + 240 + 60);
+    assert_eq!(j["next_from"], day + 360, "the first bucket left out");
+    // Following next_from reads the rest and ends without one, never with
+    // an error: also a page that ends exactly at the last candle.
+    let mut seen = Vec::new();
+    let mut from = day;
+    for _ in 0..5 {
+        let page = common::http::get(
+            addr,
+            &format!("/api/candles?product=HUGE-USD&from={from}&to={}&limit=2", day + 3600),
+        )
+        .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let j = page.json();
+        seen.extend(
+            j["candles"]
+                .as_array()
+                .expect("candles")
+                .iter()
+                .map(|c| c["timestamp"].as_i64()),
+        );
+        match j["next_from"].as_i64() {
+            Some(next) => from = next,
+            None => break,
+        }
+    }
+    assert_eq!(seen, [0, 120, 240, 360].map(|s| Some(day + s)), "every candle once");
+    let last = common::http::get(
+        addr,
+        &format!("/api/candles?product=HUGE-USD&from={day}&to={day}&limit=1"),
+    )
+    .await;
+    assert!(last.json().get("next_from").is_none(), "{}", last.body);
+    // Any case finds the product; the answer spells it as Coinbase does.
+    let r = common::http::get(addr, &format!("/api/candles?product=huge-usd&from={day}&to={day}")).await;
+    assert_eq!(r.json()["product"], "HUGE-USD");
 
     let products_json = common::http::get(addr, "/api/products").await.json();
     assert_eq!(products_json[0]["product_id"], "HUGE-USD");
@@ -532,7 +566,8 @@ async fn exact_numbers_round_trip_and_the_history_api_validates() {
         ("/api/candles?product=TINY-USD&limit=100000", 400),
         ("/api/candles?product=TINY-USD&product=HUGE-USD", 400),
         ("/api/candles?product=NOPE-USD", 404),
-        ("/api/candles?product=%3Cscript%3Ealert(1)%3C%2Fscript%3E", 400),
+        ("/api/candles?product=NOPE", 404),
+        ("/api/candles?product=%3Cscript%3Ealert(1)%3C%2Fscript%3E", 404),
         (long.as_str(), 414),
     ] {
         let r = common::http::get(addr, path).await;

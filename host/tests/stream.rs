@@ -32,6 +32,7 @@ async fn setup(products: u32, hub: HubConfig) -> Setup {
         ("DATABASE_URL", pg.url("postgres")),
         ("PRODUCTS", names.join(",")),
         ("COMPONENT_PATH", component.display().to_string()),
+        ("DATASTAR_URL", common::OFFLINE_DATASTAR.to_string()),
     ]);
     let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("config");
     let options = Options {
@@ -322,14 +323,14 @@ async fn bad_subscriptions_get_a_short_4xx_and_the_page_escapes() {
     for (path, status) in [
         ("/stream".to_string(), 400),
         ("/stream?product=NOPE-USD".to_string(), 404),
+        ("/stream?product=NOPE".to_string(), 404),
         ("/stream?product=P0-USD&granularity=ONE_WEEK".to_string(), 400),
         (
             "/stream?product=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E".to_string(),
-            400,
+            404,
         ),
         (format!("/stream?{many}"), 400),
         (long, 414),
-        ("/?product=%22%3E%3Cscript%3E".to_string(), 400),
     ] {
         let r = http::get(addr, &path).await;
         assert_eq!(r.status, status, "{path}: {}", r.body);
@@ -354,25 +355,73 @@ async fn bad_subscriptions_get_a_short_4xx_and_the_page_escapes() {
     assert!(b.contains(
         "data-init=\"@get(&#39;/stream?product=P3-USD&amp;granularity=ONE_HOUR&amp;granularity=ONE_DAY&#39;, {retry: &#39;always&#39;"
     ));
-    assert!(b.contains("https://cdn.jsdelivr.net/gh/starfederation/datastar@v1.0.4/bundles/datastar.js"));
+    // The chart: history from the API, then the element of the chosen pair.
+    assert!(b.contains(r#"<section id="market" data-product="P3-USD" data-chart="ONE_HOUR">"#));
+    assert!(b.contains(r#"<div id="chart"></div>"#));
     // A policy behind the element check: no inline script or style runs.
     let csp = page
         .header("content-security-policy")
         .expect("a Content-Security-Policy");
     assert!(
-        csp.starts_with("default-src 'none'; script-src 'self' https://cdn.jsdelivr.net 'unsafe-eval';"),
+        csp.starts_with("default-src 'none'; script-src 'self' http://127.0.0.1:9 'unsafe-eval';"),
         "{csp}"
     );
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     assert!(
-        !b.contains("<script>") && !b.contains("<style>") && !b.contains(" onerror="),
+        !b.contains("<script>") && !b.contains("<style>") && !b.contains(" onerror=") && !b.contains(" style="),
         "inline code in the page"
     );
-    for asset in ["/assets/page.js", "/assets/page.css"] {
+    for (asset, kind) in [
+        ("/assets/page.js", "text/javascript"),
+        ("/assets/candle.js", "text/javascript"),
+        ("/assets/chart.js", "text/javascript"),
+        ("/assets/lightweight-charts.js", "text/javascript"),
+        ("/assets/page.css", "text/css"),
+        ("/assets/favicon.svg", "image/svg+xml"),
+    ] {
         assert!(b.contains(&format!("\"{asset}?v=")), "{asset} not linked");
         let r = http::get(addr, asset).await;
         assert_eq!(r.status, 200, "{asset}");
+        assert!(r.header("content-type").is_some_and(|t| t.starts_with(kind)), "{asset}");
         assert!(!r.body.is_empty());
     }
+    let licence = http::get(addr, "/assets/lightweight-charts.LICENSE.txt").await;
+    assert!(
+        licence.status == 200 && licence.body.contains("Apache License"),
+        "the chart library's licence"
+    );
+    assert!(b.contains("href=\"/assets/lightweight-charts.LICENSE.txt\""));
+    assert_eq!(http::get(addr, "/favicon.ico").await.status, 200);
+    assert_eq!(http::get(addr, "/assets/nothing.js").await.status, 404);
+
+    // The Datastar client (DATASTAR_URL: a port nothing listens on) is found
+    // unreachable at once: pages then leave it out and stream with their own
+    // client, with no failed request in the browser.
+    let named = r#"<script type="module" id="datastar" src="http://127.0.0.1:9/datastar.js"></script>"#;
+    let mut left_out = false;
+    for _ in 0..200 {
+        if !http::get(addr, "/?product=P3-USD").await.body.contains(named) {
+            left_out = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(left_out, "the unreachable Datastar client is still named");
+
+    // Any case finds a product; the rest, whatever its shape, gets a page
+    // that says so and leads back, and never shows what was asked.
+    let page = http::get(addr, "/?product=p3-usd").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(r#"<option value="P3-USD" selected>"#));
+    for path in ["/?product=NOPE-USD", "/?product=%22%3E%3Cscript%3E"] {
+        let r = http::get(addr, path).await;
+        assert_eq!(r.status, 404, "{path}");
+        assert!(r.header("content-type").is_some_and(|t| t.starts_with("text/html")));
+        assert!(r.body.contains(r#"<a id="back" href="/">"#) && r.body.contains(r#"href="/?product=P0-USD""#));
+        assert!(!r.body.contains("NOPE") && !r.body.contains("<script>"), "{}", r.body);
+    }
+    // The chart's granularity is one of the cards'.
+    let page = http::get(addr, "/?product=P3-USD&granularity=ONE_DAY&chart=ONE_MINUTE").await;
+    assert!(page.body.contains(r#"data-chart="ONE_DAY""#));
     s.server.stop().await;
 }

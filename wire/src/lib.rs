@@ -13,7 +13,7 @@ mod records;
 pub mod state;
 
 pub use codec::{Reader, WireError, Writer};
-pub use decimal::{DecimalError, Fixed};
+pub use decimal::{DecimalError, Fixed, SCALE_DIGITS};
 pub use granularity::Granularity;
 pub use outcome::{Outcome, OutcomeSink, OutcomeWriter};
 pub use records::{CANDLE_SIZE, Candle, GAP_SIZE, Gap, Side, TRADE_SIZE, Trade};

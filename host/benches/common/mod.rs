@@ -5,6 +5,10 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
+/// Where the benches' servers would load Datastar from: a port nothing
+/// listens on (a bench reaches no internet; no page is loaded anyway).
+pub const OFFLINE_DATASTAR: &str = "http://127.0.0.1:9/datastar.js";
+
 /// Resident memory of this process, KB.
 pub fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -31,8 +31,8 @@ struct History {
     from: i64,
     to: i64,
     candles: Vec<StoredCandle>,
-    /// Set when `limit` cut the answer short and more lies before `to`: ask
-    /// again from here.
+    /// Set when `limit` cut the answer short: the first bucket left out (at
+    /// most `to`). Ask again with `from` set to it and the same `to`.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_from: Option<i64>,
 }
@@ -45,6 +45,8 @@ pub async fn candles(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
+    // One row more than asked for says whether there is more to read, and
+    // where it starts: `next_from` is never past `to` and never empty-handed.
     match candles::candles(
         &state.pool,
         &state.exchange,
@@ -52,15 +54,14 @@ pub async fn candles(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery
         q.granularity,
         q.from,
         q.to,
-        q.limit,
+        q.limit + 1,
     )
     .await
     {
-        Ok(candles) => {
-            let next_from = (candles.len() as i64 == q.limit)
-                .then(|| candles.last().map(|c| c.timestamp + q.granularity.seconds()))
-                .flatten()
-                .filter(|next| *next <= q.to);
+        Ok(mut candles) => {
+            let next_from = (candles.len() as i64 > q.limit)
+                .then(|| candles.pop().map(|c| c.timestamp))
+                .flatten();
             Json(History {
                 product: q.product,
                 granularity: q.granularity.name(),
@@ -109,13 +110,11 @@ impl HistoryQuery {
     /// `now` (unix s) as the default `to`.
     pub fn parse_with(raw: Option<&str>, served: &dyn Fn(&str) -> bool, now: i64) -> Result<Self, BadRequest> {
         let p = Params::parse(raw)?;
-        let product = query::product(
+        let product = query::served_product(
             p.one("product", "give one product")?
                 .ok_or(BadRequest::new(StatusCode::BAD_REQUEST, "product is required"))?,
+            served,
         )?;
-        if !served(product) {
-            return Err(BadRequest::new(StatusCode::NOT_FOUND, "unknown product"));
-        }
         let granularity = match p.one("granularity", "give one granularity")? {
             Some(g) => query::granularity(g)?,
             None => spot_wire::Granularity::OneMinute,
@@ -144,7 +143,7 @@ impl HistoryQuery {
             return Err(BadRequest::new(StatusCode::BAD_REQUEST, "from must not be after to"));
         }
         Ok(HistoryQuery {
-            product: product.to_string(),
+            product,
             granularity,
             from,
             to,

@@ -6,12 +6,16 @@
 //! - [`stream`]: `GET /stream` (Datastar SSE from the [`crate::hub`]);
 //! - [`sse_socket`]: the same stream written on the raw socket (what clients get);
 //! - [`page`]: `GET /`;
+//! - [`assets`]: `GET /assets/{name}` (the page's scripts, style, icon, chart library);
+//! - [`datastar`]: where the page's Datastar client comes from, and whether it can be reached;
 //! - [`api`]: `GET /api/candles`, `GET /api/products`, `GET /api/audit`;
 //! - [`health`]: `GET /healthz`, `GET /readyz`;
 //! - [`metrics`]: `GET /metrics` (Prometheus text).
 
 pub mod admin;
 pub mod api;
+pub mod assets;
+pub mod datastar;
 pub mod health;
 pub mod metrics;
 pub mod page;
@@ -45,8 +49,11 @@ pub struct AppState {
     /// The writer's counters (`None` on a replica, which writes nothing).
     pub writer: Option<Arc<WriterStats>>,
     pub hub: Hub,
-    /// Where the page loads the Datastar client from.
-    pub datastar_url: String,
+    /// Where the page loads the Datastar client from, and whether it can.
+    pub datastar: datastar::Datastar,
+    /// The exchange feeding the fleet when it is not Coinbase (the fake's
+    /// URL): the page says so.
+    pub source: Option<String>,
     /// The feed's counters (`None` when running without a feed).
     pub feed: Option<Arc<FeedStats>>,
     /// Repairs, backfill, audit and the REST budget (`None` without a feed).
@@ -66,7 +73,7 @@ impl AppState {
         engine: EngineHandle,
         writer: Option<Arc<WriterStats>>,
         hub: Hub,
-        datastar_url: String,
+        datastar: datastar::Datastar,
     ) -> Self {
         AppState {
             pool,
@@ -75,12 +82,19 @@ impl AppState {
             engine,
             writer,
             hub,
-            datastar_url,
+            datastar,
+            source: None,
             feed: None,
             history: None,
             admin: None,
             fleet: None,
         }
+    }
+
+    /// Say on the page that the market data comes from `source`, not Coinbase.
+    pub fn with_source(mut self, source: Option<String>) -> Self {
+        self.source = source;
+        self
     }
 
     /// Report the fleet in `/readyz` and `/metrics`.
@@ -140,8 +154,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(admin)
         .route("/", get(page::page))
-        .route("/assets/page.js", get(page::script))
-        .route("/assets/page.css", get(page::style))
+        .route("/assets/{name}", get(assets::asset))
+        .route("/favicon.ico", get(assets::favicon))
         .route("/stream", get(stream::stream))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

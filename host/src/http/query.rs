@@ -69,9 +69,20 @@ impl Params {
     }
 }
 
-/// A syntactically valid product id ([`crate::product::valid`]).
-pub fn product(value: &str) -> Result<&str, BadRequest> {
-    crate::product::valid(value).map_err(|_| BadRequest::bad("product must look like BASE-QUOTE (letters and digits)"))
+/// The answer for a product that is not served, whatever its shape: one
+/// rule for `NOPE` and `NOPE-USD`.
+pub const UNKNOWN_PRODUCT: BadRequest =
+    BadRequest::new(StatusCode::NOT_FOUND, "unknown product (GET /api/products lists them)");
+
+/// A served product in Coinbase's spelling: ids are matched in any case
+/// (`btc-usd` is `BTC-USD`); one that is not a product id
+/// ([`crate::product::valid`]) or not `served` is [`UNKNOWN_PRODUCT`].
+pub fn served_product(value: &str, served: &dyn Fn(&str) -> bool) -> Result<String, BadRequest> {
+    let id = value.to_ascii_uppercase();
+    match crate::product::valid(&id) {
+        Ok(id) if served(id) => Ok(id.to_string()),
+        _ => Err(UNKNOWN_PRODUCT),
+    }
 }
 
 /// A granularity by its seed name (`ONE_MINUTE`, ...).
@@ -117,6 +128,20 @@ mod tests {
         assert_eq!(p.one("y", "one y").unwrap(), None);
         let long = "a=".to_string() + &"b".repeat(MAX_QUERY_BYTES);
         assert_eq!(Params::parse(Some(&long)).unwrap_err().status, StatusCode::URI_TOO_LONG);
+    }
+
+    #[test]
+    fn products_match_in_any_case_and_one_rule_refuses_the_rest() {
+        let served = |p: &str| p == "BTC-USD";
+        assert_eq!(served_product("btc-usd", &served).unwrap(), "BTC-USD");
+        assert_eq!(served_product("BTC-USD", &served).unwrap(), "BTC-USD");
+        for other in ["NOPE", "NOPE-USD", "<b>-USD", ""] {
+            assert_eq!(
+                served_product(other, &served).unwrap_err(),
+                UNKNOWN_PRODUCT,
+                "{other:?}"
+            );
+        }
     }
 
     #[test]

@@ -33,11 +33,8 @@ pub fn parse_subscription(
     let p = Params::parse(raw)?;
     let mut products: Vec<Arc<str>> = Vec::new();
     for value in p.all("product") {
-        let product = query::product(value)?;
-        if !served(product) {
-            return Err(BadRequest::new(StatusCode::NOT_FOUND, "unknown product"));
-        }
-        if !products.iter().any(|p| &**p == product) {
+        let product = query::served_product(value, served)?;
+        if !products.iter().any(|p| **p == *product) {
             products.push(Arc::from(product));
         }
     }

@@ -21,7 +21,10 @@ pub struct StoredCandle {
     pub low: String,
     pub close: String,
     pub volume: String,
-    pub trades: i32,
+    /// The trades counted; `None` (JSON `null`) when unknown: the bucket
+    /// holds a minute repaired from the exchange's REST candles, which carry
+    /// no count.
+    pub trades: Option<i32>,
     /// Over, and nothing pending for any of its minutes.
     pub complete: bool,
 }
@@ -41,7 +44,18 @@ pub async fn candles(
     let statement = client
         .prepare_cached(
             r#"SELECT extract(epoch FROM "timestamp")::int8, open::text, high::text, low::text,
-                      close::text, volume::text, trades, complete
+                      close::text, volume::text,
+                      CASE WHEN c.last_trade_id IS NULL THEN NULL
+                           WHEN c.granularity = 'ONE_MINUTE' THEN c.trades
+                           WHEN EXISTS (
+                               SELECT 1 FROM live_candles m
+                               WHERE m.exchange = c.exchange AND m.product_id = c.product_id
+                                 AND m.granularity = 'ONE_MINUTE' AND m.last_trade_id IS NULL
+                                 AND m."timestamp" >= c."timestamp"
+                                 AND m."timestamp" < c."timestamp" + make_interval(secs => $7::int8::float8))
+                           THEN NULL
+                           ELSE c.trades END,
+                      complete
                       AND NOT EXISTS (
                           SELECT 1 FROM pending_repairs r
                           WHERE r.exchange = c.exchange AND r.product_id = c.product_id

@@ -35,6 +35,7 @@ pub async fn exchange_and_database(products: &[String]) -> (Fake, spot_testkit::
     let fake = Fake::start(spot_fake_coinbase::FakeConfig {
         products: products.to_vec(),
         listing_extras: false,
+        hostile_listing: false,
         ..spot_fake_coinbase::FakeConfig::default()
     })
     .await
@@ -58,6 +59,9 @@ pub fn server_env(pg: &spot_testkit::pg::Cluster, fake: &Fake) -> Vec<(&'static 
         ("COINBASE_WS_URL", fake.ws_url()),
         ("COINBASE_REST_URL", fake.rest_url()),
         ("COINBASE_REST_RATE", "200".into()),
+        ("DATASTAR_URL", super::OFFLINE_DATASTAR.into()),
+        // Every server a test starts listens on loopback only.
+        ("HOST", "127.0.0.1".into()),
     ]
 }
 

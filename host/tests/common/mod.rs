@@ -126,6 +126,11 @@ pub fn drain(rx: &mut mpsc::Receiver<Arc<EngineOutput>>) -> Vec<Arc<EngineOutput
     out
 }
 
+/// Where the tests' pages load Datastar from: a port nothing listens on
+/// (no test reaches the internet; the server finds it unreachable at once
+/// and serves its pages with their own client).
+pub const OFFLINE_DATASTAR: &str = "http://127.0.0.1:9/datastar.js";
+
 /// The configuration of an in-process server on `url` that ingests
 /// `products`, fed by the test itself (no exchange), with the default component.
 pub fn feedless_config(url: &str, products: &[String]) -> spot_host::config::Config {
@@ -134,6 +139,7 @@ pub fn feedless_config(url: &str, products: &[String]) -> spot_host::config::Con
         ("DATABASE_URL", url.to_string()),
         ("PRODUCTS", products.join(",")),
         ("COMPONENT_PATH", component.display().to_string()),
+        ("DATASTAR_URL", OFFLINE_DATASTAR.to_string()),
     ]);
     spot_host::config::Config::from_lookup(|k| vars.get(k).cloned()).expect("config")
 }
