@@ -238,12 +238,12 @@ fn check_subscription(raw: &str) {
 /// of what was sent, and goes through the subscription's checks.
 pub fn request_head(data: &[u8]) {
     match parse_head(data) {
-        Ok(Head::Complete(Some(query))) => {
+        Ok(Head::Complete { query: Some(query), .. }) => {
             let sent = String::from_utf8_lossy(data);
             assert!(sent.contains(&query), "{query:?} is not in the request");
             check_subscription(&query);
         }
-        Ok(Head::Complete(None)) | Err(_) => {}
+        Ok(Head::Complete { query: None, .. }) | Err(_) => {}
         Ok(Head::Partial) => assert!(data.len() < spot_host::http::sse_socket::MAX_HEAD),
     }
 }

@@ -111,6 +111,9 @@ pub struct Settings {
     /// Linear memory cap of each component instance, MiB (16 to 16384) [default: 1024]
     #[arg(long, env = "COMPONENT_MEMORY_MB", hide_env_values = true)]
     pub component_memory_mb: Option<String>,
+    /// Other origins that may open /stream and read /api/*, comma-separated (`*`: any) [default: none]
+    #[arg(long, env = "ALLOWED_ORIGINS", hide_env_values = true)]
+    pub allowed_origins: Option<String>,
 }
 
 impl Settings {
@@ -142,6 +145,7 @@ impl Settings {
             "AUDIT" => &self.audit,
             "ROLE" => &self.role,
             "COMPONENT_MEMORY_MB" => &self.component_memory_mb,
+            "ALLOWED_ORIGINS" => &self.allowed_origins,
             _ => return None,
         })
     }

@@ -60,6 +60,9 @@ pub struct Config {
     /// `COMPONENT_MEMORY_MB`: the linear memory cap of each component
     /// instance, bytes (`None`: the sandbox's default, 1 GiB).
     pub component_memory: Option<usize>,
+    /// `ALLOWED_ORIGINS`: other origins that may open `/stream` and read
+    /// `/api/*` (none by default).
+    pub allowed_origins: crate::http::cors::Cors,
 }
 
 /// Coinbase's market-data WebSocket (`COINBASE_WS_URL`'s default): anything
@@ -172,6 +175,13 @@ impl Config {
                 }
             },
         };
+        let allowed_origins =
+            crate::http::cors::Cors::parse(&get("ALLOWED_ORIGINS").unwrap_or_default()).map_err(|e| {
+                ConfigError::Invalid {
+                    var: "ALLOWED_ORIGINS",
+                    reason: e.to_string(),
+                }
+            })?;
         let url = |var: &'static str, default: &str, schemes: &[&str]| -> Result<String, ConfigError> {
             let v = get(var).unwrap_or_else(|| default.into());
             let v = v.trim().trim_end_matches('/').to_string();
@@ -204,6 +214,7 @@ impl Config {
             audit,
             role,
             component_memory,
+            allowed_origins,
         })
     }
 }
@@ -284,6 +295,7 @@ mod tests {
             "AUDIT",
             "ROLE",
             "COMPONENT_MEMORY_MB",
+            "ALLOWED_ORIGINS",
         ];
         let mut vars = vec![("DATABASE_URL", "postgresql://x/y")];
         vars.extend(blank.iter().map(|v| (*v, " ")));
@@ -309,6 +321,7 @@ mod tests {
         assert!(config(&[("DATABASE_URL", "u"), ("PRODUCTS", " , ")]).is_err());
         assert!(config(&[("DATABASE_URL", "u"), ("PORT", "http")]).is_err());
         assert!(config(&[("DATABASE_URL", "u"), ("HOST", "localhost")]).is_err());
+        assert!(config(&[("DATABASE_URL", "u"), ("ALLOWED_ORIGINS", "example.com")]).is_err());
         let c = config(&[("DATABASE_URL", "u"), ("HOST", " 127.0.0.1 ")]).unwrap();
         assert_eq!(c.host, std::net::IpAddr::from([127, 0, 0, 1]));
     }

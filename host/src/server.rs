@@ -312,6 +312,7 @@ impl Server {
                 hub.clone(),
                 datastar.clone(),
             )
+            .with_cors(config.allowed_origins.clone())
             .with_source((config.coinbase_ws_url != crate::config::COINBASE_WS).then(|| config.coinbase_ws_url.clone()))
             .with_feed(feed.as_ref().map(|f| f.stats().clone()))
             .with_history(history.as_ref().map(|h| http::HistoryView {

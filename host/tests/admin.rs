@@ -35,6 +35,8 @@ async fn server_with(pg: &Cluster, fake: &Fake, token: Option<&str>, component: 
         ("COINBASE_REST_URL", fake.rest_url()),
         ("COINBASE_REST_RATE", "200".into()),
         ("PRODUCTS", products().join(",")),
+        // Any origin may use the stream and the API; never the admin routes.
+        ("ALLOWED_ORIGINS", "*".into()),
     ]);
     if let Some(t) = token {
         vars.insert("ADMIN_TOKEN", t.to_string());
@@ -124,6 +126,23 @@ async fn admin_needs_its_token_and_is_absent_without_one() {
     off.stop().await;
 
     let s = server(&pg, &fake, Some(TOKEN)).await;
+    let origin = ("Origin", "http://elsewhere.example");
+    let preflight = [origin, ("Access-Control-Request-Method", "PUT")];
+    let r = http::request(s.addr(), "OPTIONS", "/admin/component", &preflight, b"").await;
+    assert!(
+        r.header("access-control-allow-origin").is_none(),
+        "admin answered a preflight"
+    );
+    let r = http::request(s.addr(), "GET", "/admin/component", &[origin], b"").await;
+    assert!(
+        r.header("access-control-allow-origin").is_none(),
+        "admin answered another origin"
+    );
+    let r = http::request(s.addr(), "GET", "/api/products", &[origin], b"").await;
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("http://elsewhere.example")
+    );
     let wasm_type = ("Content-Type", "application/wasm");
     let r = http::request(s.addr(), "PUT", "/admin/component", &[wasm_type], &other).await;
     assert_eq!(r.status, 401);

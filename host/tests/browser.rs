@@ -66,7 +66,18 @@ async fn the_page_shows_live_candles_in_chromium_and_never_runs_hostile_input() 
 
     let products: Vec<String> = ["BTC-USD", "ETH-USD"].map(String::from).to_vec();
     let (fake, pg) = common::fake::fake_and_database(&products).await;
-    let config = common::fake::server_config(&pg, &fake);
+    // Another origin (another port): a page there uses the stream and the API.
+    let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let elsewhere_origin = format!("http://{}", elsewhere.local_addr().expect("addr"));
+    let page = axum::Router::new().route(
+        "/",
+        axum::routing::get(|| async { axum::response::Html(include_str!("browser/elsewhere.html")) }),
+    );
+    let elsewhere_task = tokio::spawn(async move { axum::serve(elsewhere, page).await });
+    let mut env = common::fake::server_env(&pg, &fake);
+    env.push(("ALLOWED_ORIGINS", elsewhere_origin.clone()));
+    let vars: std::collections::HashMap<&str, String> = env.into_iter().collect();
+    let config = spot_host::config::Config::from_lookup(|k| vars.get(k).cloned()).expect("config");
     let server = Server::start(
         &config,
         Options {
@@ -144,11 +155,14 @@ async fn the_page_shows_live_candles_in_chromium_and_never_runs_hostile_input() 
 
     step(json!({"step": "picker", "product": "ETH-USD", "expect": expected(&fake, "ETH-USD")})).await;
 
+    step(json!({"step": "origin", "url": elsewhere_origin})).await;
+
     step(json!({"step": "hostile", "value": HOSTILE_PRODUCT})).await;
     let status = tokio::time::timeout(Duration::from_secs(30), browser.wait())
         .await
         .expect("the script did not exit")
         .expect("wait");
     assert!(status.success(), "the browser script failed: {status}");
+    elsewhere_task.abort();
     server.stop().await;
 }

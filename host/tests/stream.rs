@@ -23,6 +23,9 @@ struct Setup {
     fed: Vec<Trade>,
 }
 
+/// The other origin the test servers answer (`ALLOWED_ORIGINS`).
+const ALLOWED: &str = "http://charts.example";
+
 async fn setup(products: u32, hub: HubConfig) -> Setup {
     common::trace();
     let pg = Cluster::temporary().expect("cluster");
@@ -33,6 +36,7 @@ async fn setup(products: u32, hub: HubConfig) -> Setup {
         ("PRODUCTS", names.join(",")),
         ("COMPONENT_PATH", component.display().to_string()),
         ("DATASTAR_URL", common::OFFLINE_DATASTAR.to_string()),
+        ("ALLOWED_ORIGINS", ALLOWED.to_string()),
     ]);
     let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("config");
     let options = Options {
@@ -423,5 +427,65 @@ async fn bad_subscriptions_get_a_short_4xx_and_the_page_escapes() {
     // The chart's granularity is one of the cards'.
     let page = http::get(addr, "/?product=P3-USD&granularity=ONE_DAY&chart=ONE_MINUTE").await;
     assert!(page.body.contains(r#"data-chart="ONE_DAY""#));
+    s.server.stop().await;
+}
+
+#[tokio::test]
+async fn another_origin_gets_the_stream_and_the_api_only_when_allowed() {
+    let mut s = setup(2, HubConfig::default()).await;
+    let market = common::market(2, 50, 3);
+    s.feed(&market, 25).await;
+    let addr = s.server.addr();
+    let allowed = ("Origin", ALLOWED);
+    let other = ("Origin", "http://evil.example");
+
+    // Datastar's header makes the browser ask first.
+    let ask = |origin| {
+        [
+            origin,
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "datastar-request"),
+        ]
+    };
+    for path in ["/stream?product=P0-USD", "/api/candles?product=P0-USD", "/api/products"] {
+        let r = http::request(addr, "OPTIONS", path, &ask(allowed), b"").await;
+        assert_eq!(r.status, 204, "{path}: {}", r.body);
+        assert_eq!(r.header("access-control-allow-origin"), Some(ALLOWED), "{path}");
+        assert!(
+            r.header("access-control-allow-headers")
+                .is_some_and(|h| h.contains("datastar-request")),
+            "{path}"
+        );
+        let r = http::request(addr, "OPTIONS", path, &ask(other), b"").await;
+        assert_eq!(r.status, 403, "{path}");
+        assert!(r.header("access-control-allow-origin").is_none(), "{path}");
+    }
+
+    // The stream itself (served on the raw socket) and its refusals.
+    let mut stream = http::sse(addr, "/stream?product=P0-USD&granularity=ONE_MINUTE", &[allowed], None).await;
+    assert_eq!(stream.status, 200);
+    assert_eq!(stream.header("access-control-allow-origin"), Some(ALLOWED));
+    assert_eq!(stream.header("vary"), Some("origin"));
+    assert!(stream.event().await.is_some(), "the snapshot");
+    let stream = http::sse(addr, "/stream?product=P0-USD", &[other], None).await;
+    assert_eq!(stream.status, 200);
+    assert!(stream.header("access-control-allow-origin").is_none());
+    let r = http::request(addr, "GET", "/stream?product=NOPE-USD", &[allowed], b"").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some(ALLOWED),
+        "an allowed origin reads why"
+    );
+
+    // The API; not the page, the metrics or health.
+    let r = http::request(addr, "GET", "/api/products", &[allowed], b"").await;
+    assert_eq!(r.header("access-control-allow-origin"), Some(ALLOWED));
+    let r = http::request(addr, "GET", "/api/products", &[other], b"").await;
+    assert!(r.header("access-control-allow-origin").is_none());
+    for path in ["/", "/metrics", "/readyz"] {
+        let r = http::request(addr, "GET", path, &[allowed], b"").await;
+        assert!(r.header("access-control-allow-origin").is_none(), "{path}");
+    }
     s.server.stop().await;
 }

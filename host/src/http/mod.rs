@@ -7,6 +7,7 @@
 //! - [`sse_socket`]: the same stream written on the raw socket (what clients get);
 //! - [`page`]: `GET /`;
 //! - [`assets`]: `GET /assets/{name}` (the page's scripts, style, icon, chart library);
+//! - [`cors`]: other origins on `/stream` and `/api/*` (`ALLOWED_ORIGINS`);
 //! - [`datastar`]: where the page's Datastar client comes from, and whether it can be reached;
 //! - [`api`]: `GET /api/candles`, `GET /api/products`, `GET /api/audit`;
 //! - [`health`]: `GET /healthz`, `GET /readyz`;
@@ -15,6 +16,7 @@
 pub mod admin;
 pub mod api;
 pub mod assets;
+pub mod cors;
 pub mod datastar;
 pub mod health;
 pub mod metrics;
@@ -54,6 +56,8 @@ pub struct AppState {
     /// The exchange feeding the fleet when it is not Coinbase (the fake's
     /// URL): the page says so.
     pub source: Option<String>,
+    /// The other origins `/stream` and `/api/*` answer.
+    pub cors: cors::Cors,
     /// The feed's counters (`None` when running without a feed).
     pub feed: Option<Arc<FeedStats>>,
     /// Repairs, backfill, audit and the REST budget (`None` without a feed).
@@ -84,6 +88,7 @@ impl AppState {
             hub,
             datastar,
             source: None,
+            cors: cors::Cors::default(),
             feed: None,
             history: None,
             admin: None,
@@ -94,6 +99,12 @@ impl AppState {
     /// Say on the page that the market data comes from `source`, not Coinbase.
     pub fn with_source(mut self, source: Option<String>) -> Self {
         self.source = source;
+        self
+    }
+
+    /// Answer these other origins on `/stream` and `/api/*`.
+    pub fn with_cors(mut self, cors: cors::Cors) -> Self {
+        self.cors = cors;
         self
     }
 
@@ -151,17 +162,21 @@ pub fn router(state: Arc<AppState>) -> Router {
     } else {
         Router::new()
     };
-    Router::new()
-        .merge(admin)
-        .route("/", get(page::page))
-        .route("/assets/{name}", get(assets::asset))
-        .route("/favicon.ico", get(assets::favicon))
+    // What other origins may use (ALLOWED_ORIGINS), preflights included.
+    let shared = Router::new()
         .route("/stream", get(stream::stream))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
         .route("/api/products", get(api::products))
         .route("/api/candles", get(api::candles))
         .route("/api/audit", get(api::audit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors::layer));
+    Router::new()
+        .merge(admin)
+        .merge(shared)
+        .route("/", get(page::page))
+        .route("/assets/{name}", get(assets::asset))
+        .route("/favicon.ico", get(assets::favicon))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .with_state(state)
 }

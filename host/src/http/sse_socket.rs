@@ -46,26 +46,32 @@ pub fn is_stream_request(peeked: &[u8]) -> bool {
 
 /// Serve one `GET /stream` connection to its end.
 pub async fn serve(mut socket: TcpStream, state: Arc<AppState>) {
-    let query = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut socket)).await {
-        Ok(Ok(query)) => query,
-        Ok(Err(refused)) => return respond(&mut socket, refused).await,
+    let (query, origin) = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut socket)).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(refused)) => return respond(&mut socket, refused, &[]).await,
         Err(_) => return, // no request within the time: just close
     };
+    // Another origin allowed by ALLOWED_ORIGINS is answered as such.
+    let cors = state.cors.headers(origin.as_deref());
     let keys = match stream::subscription(query.as_deref(), &state) {
         Ok(keys) => keys,
-        Err(refused) => return respond(&mut socket, refused).await,
+        Err(refused) => return respond(&mut socket, refused, &cors).await,
     };
     let cut = Arc::new(Notify::new());
     let mut subscription = match state.hub.subscribe(keys, Some(cut.clone())) {
         Ok(s) => s,
-        Err(e) => return respond(&mut socket, stream::refused(e)).await,
+        Err(e) => return respond(&mut socket, stream::refused(e), &cors).await,
     };
     // The head and the first event (the snapshot; never waited for) in one write.
     let Some(first) = subscription.next().await else {
         return;
     };
-    let mut out = Vec::with_capacity(HEAD.len() + first.len());
-    out.extend_from_slice(&HEAD);
+    let mut out = Vec::with_capacity(HEAD.len() + first.len() + 96);
+    out.extend_from_slice(&HEAD[..HEAD.len() - 2]);
+    for (name, value) in &cors {
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&first);
     let socket = Arc::new(socket);
     if !send(&socket, &out, &cut).await {
@@ -113,8 +119,12 @@ static HEAD: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
 /// What the bytes of a request head so far say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Head {
-    /// A whole head: the raw query string of its target, if it has one.
-    Complete(Option<String>),
+    /// A whole head: the raw query string of its target, if it has one, and
+    /// its `Origin` header, if it has one.
+    Complete {
+        query: Option<String>,
+        origin: Option<String>,
+    },
     /// More bytes are needed.
     Partial,
 }
@@ -127,7 +137,16 @@ pub fn parse_head(buf: &[u8]) -> Result<Head, BadRequest> {
     match request.parse(buf) {
         Ok(httparse::Status::Complete(_)) => {
             let target = request.path.unwrap_or("/stream");
-            Ok(Head::Complete(target.split_once('?').map(|(_, q)| q.to_string())))
+            let origin = request
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("origin"))
+                .and_then(|h| std::str::from_utf8(h.value).ok())
+                .map(str::to_string);
+            Ok(Head::Complete {
+                query: target.split_once('?').map(|(_, q)| q.to_string()),
+                origin,
+            })
         }
         Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => Ok(Head::Partial),
         Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => Err(BadRequest::new(
@@ -138,8 +157,9 @@ pub fn parse_head(buf: &[u8]) -> Result<Head, BadRequest> {
     }
 }
 
-/// Read the request head; returns the raw query string of the target.
-async fn read_head(socket: &mut TcpStream) -> Result<Option<String>, BadRequest> {
+/// Read the request head; returns the raw query string of the target and the
+/// `Origin` header.
+async fn read_head(socket: &mut TcpStream) -> Result<(Option<String>, Option<String>), BadRequest> {
     let mut buf = Vec::with_capacity(1024);
     loop {
         let mut chunk = [0u8; 1024];
@@ -151,21 +171,26 @@ async fn read_head(socket: &mut TcpStream) -> Result<Option<String>, BadRequest>
             return Err(BadRequest::new(StatusCode::BAD_REQUEST, "incomplete request"));
         }
         buf.extend_from_slice(&chunk[..n]);
-        if let Head::Complete(query) = parse_head(&buf)? {
-            return Ok(query);
+        if let Head::Complete { query, origin } = parse_head(&buf)? {
+            return Ok((query, origin));
         }
     }
 }
 
-/// Answer a refused request with its status and short plain message, then close.
-async fn respond(socket: &mut TcpStream, refused: BadRequest) {
+/// Answer a refused request with its status and short plain message (and
+/// the `cors` headers, so an allowed origin can read why), then close.
+async fn respond(socket: &mut TcpStream, refused: BadRequest, cors: &[(&str, String)]) {
     let body = format!("{}\n", refused.message);
-    let head = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n",
         refused.status.as_u16(),
         refused.status.canonical_reason().unwrap_or(""),
         body.len()
     );
+    for (name, value) in cors {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
     let _ = socket.write_all((head + &body).as_bytes()).await;
     let _ = socket.shutdown().await;
 }

@@ -9,6 +9,7 @@
 //   {"step":"snapshot","product":P,"expect":{id:{timestamp,open,...}},"chart":[bars]} -> "ok snapshot"
 //   {"step":"live","expect":{...},"chart":[bars]}                              -> "ok live"
 //   {"step":"picker","product":P,"expect":{...}}                               -> "ok picker"
+//   {"step":"origin","url":U}   (a page on another origin, allowed)             -> "ok origin"
 //   {"step":"hostile","value":S}                                               -> "ok hostile"
 // Any failure prints "FAIL: ..." and exits 1.
 //
@@ -106,9 +107,10 @@ try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const errors = [];
   const blocked = [];
+  const others = []; // other origins the test serves
   await page.route('**/*', (route) => {
     const url = route.request().url();
-    if (url.startsWith(base)) return route.continue();
+    if (url.startsWith(base) || others.some((o) => url.startsWith(o))) return route.continue();
     blocked.push(url);
     return route.abort('blockedbyclient');
   });
@@ -192,6 +194,29 @@ try {
   check(errors.length === 0, `console errors: ${errors.join(' | ')}`);
   check(blocked.length === 0, `requests off the server: ${blocked.join(' ')}`);
   console.log('ok picker');
+
+  // A page on another origin (ALLOWED_ORIGINS names it) opens the stream
+  // with Datastar's header, so after a preflight, and reads the API.
+  const elsewhere = (await next('origin')).url;
+  others.push(elsewhere);
+  const away = await browser.newPage();
+  await away.route('**/*', (route) => {
+    const url = route.request().url();
+    if (url.startsWith(base) || url.startsWith(elsewhere)) return route.continue();
+    blocked.push(url);
+    return route.abort('blockedbyclient');
+  });
+  await away.goto(`${elsewhere}/?spot=${encodeURIComponent(base)}`);
+  await away.waitForFunction(() => window.result, null, { timeout: 20000 });
+  const result = await away.evaluate(() => window.result);
+  check(!result.error && result.status === 200, `cross-origin stream: ${JSON.stringify(result)}`);
+  check(result.stream.includes('event: datastar-patch-elements') && result.stream.includes('id="BTC-USD-ONE_MINUTE"'),
+    `cross-origin stream read ${JSON.stringify(result.stream)}`);
+  check(Array.isArray(result.products) && result.products.some((p) => p.product_id === 'BTC-USD'),
+    `cross-origin API read ${JSON.stringify(result.products)}`);
+  check(result.closed.startsWith('refused'), `/readyz from another origin: ${result.closed}`);
+  await away.close();
+  console.log('ok origin');
 
   // Hostile input: refused, never markup, never run; the page leads back.
   const hostile = (await next('hostile')).value;
