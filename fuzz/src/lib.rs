@@ -79,7 +79,13 @@ pub fn rest_products(data: &[u8]) {
         return;
     };
     for p in &page.products {
-        assert!(spot_host::product::valid(p).is_ok(), "{p:?} kept");
+        assert!(spot_host::product::valid(&p.product_id).is_ok(), "{p:?} kept");
+        for size in [&p.min_size, &p.max_size].into_iter().flatten() {
+            assert!(
+                spot_host::product::decimal(size).is_some(),
+                "{p:?}: a size that is not a decimal"
+            );
+        }
     }
     for p in &page.malformed {
         assert!(spot_host::product::valid(p).is_err(), "{p:?} skipped");

@@ -173,10 +173,9 @@ impl Server {
         )?);
         let products = match role {
             Role::Ingest => {
-                let products = resolve_products(config, &rest, &pool, &exchange).await?;
-                let pairs: Vec<TradingPair> = products.iter().map(|p| TradingPair::from_id(p)).collect();
+                let pairs = resolve_products(config, &rest, &pool, &exchange).await?;
                 storage::pairs::upsert(&pool, &exchange, &pairs).await?;
-                products
+                pairs.into_iter().map(|p| p.product_id).collect()
             }
             Role::Replica => Vec::new(),
         };
@@ -488,21 +487,23 @@ impl Server {
 
 /// `PRODUCTS`, or the exchange's online spot products; this shard's share.
 /// When the exchange cannot be asked, the products stored by the previous run.
-async fn resolve_products(config: &Config, rest: &Rest, pool: &Pool, exchange: &str) -> anyhow::Result<Vec<String>> {
+async fn resolve_products(
+    config: &Config,
+    rest: &Rest,
+    pool: &Pool,
+    exchange: &str,
+) -> anyhow::Result<Vec<TradingPair>> {
     let (index, count) = (config.shard_index, config.shard_count);
     let found = feed::products(rest, config.products.as_deref(), index, count).await;
     let products = match found {
         Ok(p) => p,
         Err(e) => {
-            let stored: Vec<String> = storage::pairs::list(pool, exchange)
-                .await?
-                .into_iter()
-                .map(|p| p.product_id)
-                .collect();
-            let mine = feed::shard::select(&stored, index, count);
+            let stored = storage::pairs::list(pool, exchange).await?;
+            let ids: Vec<String> = stored.iter().map(|p| p.product_id.clone()).collect();
+            let mine = feed::shard::select(&ids, index, count);
             anyhow::ensure!(!mine.is_empty(), "cannot list the products ({e}) and none are stored");
             tracing::warn!(error = %e, products = mine.len(), "cannot list the products; using the stored ones");
-            mine
+            stored.into_iter().filter(|p| mine.contains(&p.product_id)).collect()
         }
     };
     anyhow::ensure!(!products.is_empty(), "shard {index} of {count} has no products");

@@ -149,6 +149,11 @@ async fn the_server_process_stores_and_streams_the_market_through_faults_and_a_r
     until_log(&mut server.logs, &server.seen, "feed up").await;
     let listed = get(server.addr, "/api/products").await.json();
     assert_eq!(listed.as_array().map(Vec::len), Some(products.len()), "{listed}");
+    // What the exchange's listing says is kept (trading_pairs) and shown.
+    assert_eq!(listed[0]["product_id"], "BTC-USD", "{listed}");
+    assert_eq!(listed[0]["status"], "online", "{listed}");
+    assert_eq!(listed[0]["min_size"], "0.00000001", "{listed}");
+    assert_eq!(listed[0]["max_size"], "3400", "{listed}");
     let mut stream = sse(server.addr, &stream_path(&products), &[], None).await;
     assert_eq!(stream.status, 200);
     let mut last = BTreeMap::new();

@@ -460,7 +460,14 @@ async fn discovery_lists_tradable_spot_products_and_shards_them() {
     .await
     .expect("fake");
     let rest = Rest::new(&fake.rest_url(), Budget::per_second(50.0)).expect("rest");
-    let all = spot_host::feed::products(&rest, None, 0, 1).await.expect("discover");
+    let listed = spot_host::feed::products(&rest, None, 0, 1).await.expect("discover");
+    let ids = |pairs: Vec<spot_host::product::TradingPair>| pairs.into_iter().map(|p| p.product_id).collect::<Vec<_>>();
+    // What the listing says of each product is kept.
+    let btc = listed.iter().find(|p| p.product_id == products[0]).expect("listed");
+    assert_eq!(btc.status.as_deref(), Some("online"));
+    assert_eq!(btc.min_size.as_deref(), Some("0.00000001"));
+    assert_eq!(btc.max_size.as_deref(), Some("3400"));
+    let all = ids(listed);
     let mut want = products.clone();
     want.sort();
     assert_eq!(
@@ -471,7 +478,7 @@ async fn discovery_lists_tradable_spot_products_and_shards_them() {
     for i in 0..3 {
         let shard = spot_host::feed::products(&rest, None, i, 3).await.expect("shard");
         assert!(!shard.is_empty());
-        union.extend(shard);
+        union.extend(ids(shard));
     }
     union.sort();
     assert_eq!(union, want, "the shards partition the products");
@@ -480,7 +487,7 @@ async fn discovery_lists_tradable_spot_products_and_shards_them() {
     let explicit = spot_host::feed::products(&nowhere, Some(&products), 1, 3)
         .await
         .unwrap();
-    assert_eq!(explicit, spot_host::feed::shard::select(&products, 1, 3));
+    assert_eq!(ids(explicit), spot_host::feed::shard::select(&products, 1, 3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

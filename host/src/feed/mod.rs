@@ -29,6 +29,7 @@ pub use stats::{ConnState, FeedStats};
 
 use crate::engine::{EngineError, EngineHandle};
 use crate::horizon::Horizon;
+use crate::product::TradingPair;
 use crate::rest::{Rest, RestError};
 
 /// Where the feed connects and how it behaves.
@@ -117,12 +118,17 @@ pub async fn products(
     explicit: Option<&[String]>,
     shard_index: u32,
     shard_count: u32,
-) -> Result<Vec<String>, FeedError> {
+) -> Result<Vec<TradingPair>, FeedError> {
     let all = match explicit {
-        Some(p) => p.to_vec(),
+        Some(p) => p.iter().map(|id| TradingPair::from_id(id)).collect(),
         None => rest.products().await?,
     };
-    Ok(shard::select(&all, shard_index, shard_count))
+    let ids: Vec<String> = all.iter().map(|p| p.product_id.clone()).collect();
+    let mut by_id: HashMap<String, TradingPair> = all.into_iter().map(|p| (p.product_id.clone(), p)).collect();
+    Ok(shard::select(&ids, shard_index, shard_count)
+        .iter()
+        .filter_map(|id| by_id.remove(id))
+        .collect())
 }
 
 /// The running feed.

@@ -12,16 +12,33 @@ use serde::Serialize;
 use super::AppState;
 use super::query::{self, BadRequest, Params};
 use crate::history::stats::AuditReport;
+use crate::product::TradingPair;
 use crate::storage::candles::{self, StoredCandle};
-use crate::storage::pairs::TradingPair;
 
 /// Rows returned when `limit` is not given, and the most ever returned.
 pub const DEFAULT_LIMIT: i64 = 1_000;
 pub const MAX_LIMIT: i64 = 5_000;
 
-/// `GET /api/products`: the products the fleet serves.
+/// `GET /api/products`: the products the fleet serves, with what the
+/// exchange's listing said of them (`trading_pairs`, shared by the fleet).
 pub async fn products(State(state): State<Arc<AppState>>) -> Json<Vec<TradingPair>> {
-    Json(state.products().list.iter().map(|p| TradingPair::from_id(p)).collect())
+    let served = state.products();
+    let mut known: std::collections::HashMap<String, TradingPair> =
+        match crate::storage::pairs::list(&state.pool, &state.exchange).await {
+            Ok(pairs) => pairs.into_iter().map(|p| (p.product_id.clone(), p)).collect(),
+            Err(e) => {
+                // The ids alone: the fleet's catalog is in memory.
+                tracing::warn!(error = %e, "the trading pairs could not be read; answering with ids only");
+                Default::default()
+            }
+        };
+    Json(
+        served
+            .list
+            .iter()
+            .map(|id| known.remove(id).unwrap_or_else(|| TradingPair::from_id(id)))
+            .collect(),
+    )
 }
 
 #[derive(Debug, Serialize)]

@@ -12,6 +12,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use spot_wire::{Candle, Fixed, Granularity};
 
+use crate::product::TradingPair;
+
 pub use budget::{Budget, BudgetStats, Priority};
 
 /// A REST request that did not give an answer.
@@ -126,6 +128,14 @@ struct ListedProduct {
     trading_disabled: bool,
     #[serde(default)]
     alias: String,
+    #[serde(default)]
+    base_currency_id: String,
+    #[serde(default)]
+    quote_currency_id: String,
+    #[serde(default)]
+    base_min_size: String,
+    #[serde(default)]
+    base_max_size: String,
 }
 
 #[derive(Deserialize)]
@@ -193,7 +203,7 @@ impl Rest {
 
     /// The online spot products that can trade, without the USDC aliases of
     /// USD books (they carry the same data), sorted.
-    pub async fn products(&self) -> Result<Vec<String>, RestError> {
+    pub async fn products(&self) -> Result<Vec<TradingPair>, RestError> {
         let mut out = Vec::new();
         let mut cursor = String::new();
         for _page in 0..50 {
@@ -214,8 +224,8 @@ impl Rest {
                 _ => break,
             }
         }
-        out.sort();
-        out.dedup();
+        out.sort_by(|a: &TradingPair, b: &TradingPair| a.product_id.cmp(&b.product_id));
+        out.dedup_by(|a, b| a.product_id == b.product_id);
         Ok(out)
     }
 
@@ -267,7 +277,7 @@ impl Rest {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProductsPage {
     /// The tradable spot products with a well-formed id.
-    pub products: Vec<String>,
+    pub products: Vec<TradingPair>,
     /// Tradable ones whose id is not `BASE-QUOTE` (skipped: an id goes into
     /// URL paths, SQL and pages, so it is refused, not escaped everywhere).
     pub malformed: Vec<String>,
@@ -281,7 +291,15 @@ pub fn parse_products_page(body: &[u8]) -> Result<ProductsPage, RestError> {
     let mut page = ProductsPage::default();
     for p in list.products.into_iter().filter(tradable) {
         if crate::product::valid(&p.product_id).is_ok() {
-            page.products.push(p.product_id);
+            let text = |s: String| (!s.is_empty()).then_some(s);
+            let size = |s: &str| crate::product::decimal(s).map(str::to_string);
+            let mut pair = TradingPair::from_id(&p.product_id);
+            pair.base_currency = text(p.base_currency_id).or(pair.base_currency);
+            pair.quote_currency = text(p.quote_currency_id).or(pair.quote_currency);
+            pair.status = text(p.status);
+            pair.min_size = size(&p.base_min_size);
+            pair.max_size = size(&p.base_max_size);
+            page.products.push(pair);
         } else {
             page.malformed.push(p.product_id);
         }

@@ -48,6 +48,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/0005_fleet.up.sql"),
         down: include_str!("../../../migrations/0005_fleet.down.sql"),
     },
+    Migration {
+        version: 6,
+        name: "trading_pair_sizes",
+        up: include_str!("../../../migrations/0006_trading_pair_sizes.up.sql"),
+        down: include_str!("../../../migrations/0006_trading_pair_sizes.down.sql"),
+    },
 ];
 
 /// Any constant shared by every spot instance; "spot" in ASCII.

@@ -1,34 +1,9 @@
 //! The `trading_pairs` table: the products this service knows.
 
 use deadpool_postgres::Pool;
-use serde::Serialize;
 
 use super::StorageError;
-
-/// One product as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TradingPair {
-    pub product_id: String,
-    pub base_currency: Option<String>,
-    pub quote_currency: Option<String>,
-    pub status: Option<String>,
-}
-
-impl TradingPair {
-    /// A pair known only by its id (`BASE-QUOTE`), e.g. from `PRODUCTS`.
-    pub fn from_id(id: &str) -> Self {
-        let (base, quote) = match id.split_once('-') {
-            Some((b, q)) => (Some(b.to_string()), Some(q.to_string())),
-            None => (None, None),
-        };
-        TradingPair {
-            product_id: id.to_string(),
-            base_currency: base,
-            quote_currency: quote,
-            status: None,
-        }
-    }
-}
+pub use crate::product::TradingPair;
 
 /// Insert or refresh `pairs`.
 pub async fn upsert(pool: &Pool, exchange: &str, pairs: &[TradingPair]) -> Result<u64, StorageError> {
@@ -37,14 +12,30 @@ pub async fn upsert(pool: &Pool, exchange: &str, pairs: &[TradingPair]) -> Resul
     let base: Vec<Option<&str>> = pairs.iter().map(|p| p.base_currency.as_deref()).collect();
     let quote: Vec<Option<&str>> = pairs.iter().map(|p| p.quote_currency.as_deref()).collect();
     let status: Vec<Option<&str>> = pairs.iter().map(|p| p.status.as_deref()).collect();
+    // Only plain decimals reach the NUMERIC columns.
+    let min: Vec<Option<&str>> = pairs
+        .iter()
+        .map(|p| p.min_size.as_deref().and_then(crate::product::decimal))
+        .collect();
+    let max: Vec<Option<&str>> = pairs
+        .iter()
+        .map(|p| p.max_size.as_deref().and_then(crate::product::decimal))
+        .collect();
+    // What a pair does not say (a `PRODUCTS` entry names no status) keeps
+    // what the exchange said before.
     Ok(client
         .execute(
-            "INSERT INTO trading_pairs (exchange, product_id, base_currency, quote_currency, status)
-             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[])
+            "INSERT INTO trading_pairs (exchange, product_id, base_currency, quote_currency, status, min_size, max_size)
+             SELECT $1, p, b, q, s, mn::numeric, mx::numeric
+             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS u(p, b, q, s, mn, mx)
              ON CONFLICT (exchange, product_id) DO UPDATE SET
-                base_currency = EXCLUDED.base_currency, quote_currency = EXCLUDED.quote_currency,
-                status = EXCLUDED.status, updated_at = now()",
-            &[&exchange, &ids, &base, &quote, &status],
+                base_currency = COALESCE(EXCLUDED.base_currency, trading_pairs.base_currency),
+                quote_currency = COALESCE(EXCLUDED.quote_currency, trading_pairs.quote_currency),
+                status = COALESCE(EXCLUDED.status, trading_pairs.status),
+                min_size = COALESCE(EXCLUDED.min_size, trading_pairs.min_size),
+                max_size = COALESCE(EXCLUDED.max_size, trading_pairs.max_size),
+                updated_at = now()",
+            &[&exchange, &ids, &base, &quote, &status, &min, &max],
         )
         .await?)
 }
@@ -54,8 +45,8 @@ pub async fn list(pool: &Pool, exchange: &str) -> Result<Vec<TradingPair>, Stora
     let client = pool.get().await?;
     Ok(client
         .query(
-            "SELECT product_id, base_currency, quote_currency, status FROM trading_pairs
-             WHERE exchange = $1 ORDER BY product_id",
+            "SELECT product_id, base_currency, quote_currency, status, min_size::text, max_size::text
+             FROM trading_pairs WHERE exchange = $1 ORDER BY product_id",
             &[&exchange],
         )
         .await?
@@ -65,6 +56,8 @@ pub async fn list(pool: &Pool, exchange: &str) -> Result<Vec<TradingPair>, Stora
             base_currency: r.get(1),
             quote_currency: r.get(2),
             status: r.get(3),
+            min_size: r.get(4),
+            max_size: r.get(5),
         })
         .collect())
 }

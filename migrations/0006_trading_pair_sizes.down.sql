@@ -1,0 +1,1 @@
+ALTER TABLE trading_pairs DROP COLUMN IF EXISTS min_size, DROP COLUMN IF EXISTS max_size;
