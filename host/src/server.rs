@@ -135,7 +135,7 @@ impl Server {
         // this instance was away) is kept, unless the deploy changed
         // COMPONENT_PATH since.
         let components = ComponentStore::new(pool.clone(), me.shard.map(|(i, _)| i));
-        let (component, fleet_generation) =
+        let (component, fleet_generation, previous) =
             admin::startup_component(&loader, &components, base.clone(), &base_wasm).await?;
         // The horizon decides how long the component keeps a day.
         let horizon = Horizon::new(config.history_days, options.engine.grace);
@@ -145,6 +145,9 @@ impl Server {
         };
         let engine = Engine::start(sandbox, engine_config, component)?;
         let handle = engine.handle();
+        if let Some(previous) = previous {
+            handle.remember_previous(previous).await?;
+        }
         let admin = Arc::new(Admin::new(
             config.admin_token.as_deref(),
             loader.clone(),

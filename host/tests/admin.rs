@@ -307,7 +307,15 @@ async fn twenty_swaps_under_a_continuous_feed_lose_and_double_nothing_and_surviv
         assert_eq!(r.status, 200, "swap {k}: {}", r.body);
         let j = r.json();
         assert_eq!(j["active"]["sha256"], sha256(body));
-        pauses.push(j["pause_us"].as_u64().unwrap_or(0));
+        // The pause is measured to the ns (often below 1 µs): never a flat 0.
+        let pause = j["pause_us"].as_f64().unwrap_or(0.0);
+        assert!(pause > 0.0, "swap {k}: {}", r.body);
+        assert!(
+            j["prepare_ms"].to_string().len() < 12,
+            "prepare_ms rounded: {}",
+            j["prepare_ms"]
+        );
+        pauses.push(pause);
     }
     running.store(false, Relaxed);
     let emitted = feeder.await.expect("feeder");
@@ -331,10 +339,20 @@ async fn twenty_swaps_under_a_continuous_feed_lose_and_double_nothing_and_surviv
     assert!(metrics.contains("spot_engine_rollbacks_total 1"));
     s.stop().await;
 
-    // A restart keeps the component that was active.
+    // A restart keeps the component that was active, and the one a
+    // rollback returns to.
     let s = server(&pg, &fake, Some(TOKEN)).await;
-    assert_eq!(status(&s).await["active"]["sha256"], sha256(&other));
+    let st = status(&s).await;
+    assert_eq!(st["active"]["sha256"], sha256(&other));
+    assert_eq!(st["previous"]["sha256"], sha256(&guest), "{st}");
+    assert!(st["last_swap_pause_us"].is_number());
     fake.emit("BTC-USD", 5, t0 + 210_000);
+    stored_equal_log(&s, &fake, &products()).await;
+    let r = call(&s, "POST", "/admin/component/rollback").await;
+    assert_eq!(r.status, 200, "rollback after a restart: {}", r.body);
+    assert!(r.json()["pause_us"].as_f64().is_some_and(|p| p > 0.0), "{}", r.body);
+    assert_eq!(status(&s).await["active"]["sha256"], sha256(&guest));
+    fake.emit("BTC-USD", 5, t0 + 220_000);
     stored_equal_log(&s, &fake, &products()).await;
     s.stop().await;
 }
@@ -452,6 +470,11 @@ async fn a_shadow_run_compares_on_live_input_and_swaps_only_on_confirm() {
     assert_eq!(r.status, 400);
     let r = http::request(s.addr(), "PUT", "/admin/component?shadow=60", &headers, &other).await;
     assert_eq!(r.status, 202, "{}", r.body);
+    // A second shadow run does not replace the first in silence.
+    let change = wasm("spot_example_change");
+    let r = http::request(s.addr(), "PUT", "/admin/component?shadow=60", &headers, &change).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("DELETE /admin/component/shadow"), "{}", r.body);
 
     // The same rules: everything compared agrees.
     fake.emit("ETH-USD", 5, t + 1000);
@@ -481,6 +504,33 @@ async fn a_shadow_run_compares_on_live_input_and_swaps_only_on_confirm() {
     stored_equal_log(&s, &fake, &products()).await;
     assert_eq!(call(&s, "DELETE", "/admin/component/shadow").await.status, 409);
     assert_eq!(call(&s, "POST", "/admin/component/shadow/confirm").await.status, 409);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_run_shows_an_element_only_change() {
+    let (fake, pg) = parts().await;
+    let s = server(&pg, &fake, Some(TOKEN)).await;
+    let t = past_minute(4);
+    fake.emit("BTC-USD", 5, t);
+    stored_equal_log(&s, &fake, &products()).await;
+    let auth = format!("Bearer {TOKEN}");
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/wasm")];
+    // The same rules, another element (it adds data-change and more).
+    let change = wasm("spot_example_change");
+    let r = http::request(s.addr(), "PUT", "/admin/component?shadow=60", &headers, &change).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    fake.emit("ETH-USD", 5, t + 1000);
+    let shadow = wait_for_shadow(&s, |sh| sh["differing_elements"].as_u64().unwrap_or(0) >= 8).await;
+    assert_eq!(shadow["differing"], 0, "the candles agree: {shadow}");
+    let example = shadow["examples"][0].as_str().unwrap_or("");
+    assert!(
+        example.starts_with("ETH-USD ")
+            && example.contains("same candle, other element")
+            && example.contains("data-change="),
+        "{example}"
+    );
+    assert_eq!(call(&s, "DELETE", "/admin/component/shadow").await.status, 200);
     s.stop().await;
 }
 

@@ -81,8 +81,9 @@ pub struct InstanceOutcome {
     /// What it did once decided (`swapped`, `kept`, a failure), when it said.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
+    /// The engine's pause of its swap, µs (ns resolution).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pause_us: Option<i64>,
+    pub pause_us: Option<f64>,
 }
 
 fn db(e: StorageError) -> AdminError {
@@ -268,7 +269,9 @@ async fn report(client: &deadpool_postgres::Client, id: i64) -> Result<FleetRepo
                 accepted: Some(v.accepted),
                 reason: v.reason.clone(),
                 outcome: v.outcome.clone(),
-                pause_us: v.pause_us,
+                pause_us: v
+                    .pause_ns
+                    .map(|ns| crate::engine::micros(std::time::Duration::from_nanos(ns.max(0) as u64))),
             },
             None => InstanceOutcome {
                 instance: i.clone(),
@@ -392,7 +395,7 @@ async fn act(admin: &Admin, op: &Operation, prepared: Option<Arc<LoadedComponent
         },
     };
     match admin.swap_in(component).await {
-        Ok(done) => ("swapped".into(), Some(done.swap.pause.as_micros() as i64)),
+        Ok(done) => ("swapped".into(), Some(done.swap.pause.as_nanos() as i64)),
         Err(e) => (format!("failed: {e}"), None),
     }
 }

@@ -82,15 +82,14 @@ impl Admin {
         fleet: fleet::FleetMember,
     ) -> Self {
         let mut active = engine.active();
-        let (rec_store, base) = (store.clone(), base_sha256.clone());
+        let (rec_store, base, rec_engine) = (store.clone(), base_sha256.clone(), engine.clone());
         // Every change of the active component (swap, rollback, the engine's
-        // own rollback after a fault) is recorded, so a restart runs the same.
+        // own rollback after a fault) is recorded with the one a rollback
+        // returns to, so a restart runs the same and can still roll back.
         let recorder = tokio::spawn(async move {
             while active.changed().await.is_ok() {
                 let sha = active.borrow_and_update().clone();
-                if let Err(e) = rec_store.set_active(&sha, &base).await {
-                    tracing::error!(error = %e, sha256 = %sha, "cannot record the active component; a restart may run another");
-                }
+                record(&rec_store, &rec_engine, &sha, &base).await;
             }
         });
         Admin {
@@ -185,7 +184,7 @@ impl Admin {
             .map_err(|e| self.fail(e.into()))?;
         self.record().await;
         tracing::info!(component = %component, sha256 = %component.sha256,
-            pause_us = swap.pause.as_micros() as u64, "component installed");
+            pause_us = crate::engine::micros(swap.pause), "component installed");
         Ok(Installed { component, swap })
     }
 
@@ -238,13 +237,21 @@ impl Admin {
     /// Record the active component now (the recorder does it too, later).
     async fn record(&self) {
         let sha = self.engine.active().borrow().clone();
-        if let Err(e) = self.store.set_active(&sha, &self.base_sha256).await {
-            tracing::error!(error = %e, "cannot record the active component");
-        }
+        record(&self.store, &self.engine, &sha, &self.base_sha256).await;
     }
 }
 
-/// At start: the component to run, and the fleet's generation seen.
+/// Record `sha` as the shard's component, with the engine's previous one.
+async fn record(store: &ComponentStore, engine: &EngineHandle, sha: &str, base: &str) {
+    let previous = engine.status().await.ok().and_then(|s| s.previous).map(|p| p.sha256);
+    if let Err(e) = store.set_active(sha, base, previous.as_deref()).await {
+        tracing::error!(error = %e, sha256 = %sha, "cannot record the active component; a restart may run another");
+    }
+}
+
+/// At start: the component to run, the fleet's generation seen, and the
+/// component a rollback returns to (the one before the restart's, when it
+/// was recorded over the same `COMPONENT_PATH` component).
 ///
 /// The newest of two records wins, when it was activated over the same
 /// `COMPONENT_PATH` component and still passes every check: this shard's
@@ -256,13 +263,46 @@ pub async fn startup_component(
     store: &ComponentStore,
     base: Arc<LoadedComponent>,
     base_wasm: &[u8],
-) -> anyhow::Result<(Arc<LoadedComponent>, Option<i64>)> {
+) -> anyhow::Result<(Arc<LoadedComponent>, Option<i64>, Option<Arc<LoadedComponent>>)> {
+    let (component, generation, previous) = choose_component(loader, store, base, base_wasm).await?;
+    let previous = match previous.filter(|p| *p != component.sha256) {
+        None => None,
+        Some(sha) => match store.get(&sha).await? {
+            Some(kept) => {
+                let loader = loader.clone();
+                match tokio::task::spawn_blocking(move || loader.load_bytes(&kept.wasm)).await? {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        tracing::warn!(error = %e, sha256 = %sha, "the previous component no longer loads; no rollback");
+                        None
+                    }
+                }
+            }
+            None => None,
+        },
+    };
+    Ok((component, generation, previous))
+}
+
+/// [`startup_component`]'s choice, and the previous component's sha256.
+async fn choose_component(
+    loader: &Loader,
+    store: &ComponentStore,
+    base: Arc<LoadedComponent>,
+    base_wasm: &[u8],
+) -> anyhow::Result<(Arc<LoadedComponent>, Option<i64>, Option<String>)> {
     store.keep(&base.sha256, &base.name, &base.version, base_wasm).await?;
     let client = store.pool().get().await?;
     let fleet = crate::storage::fleet_ops::component(&client).await?;
     drop(client);
     let generation = fleet.as_ref().map(|f| f.generation);
     let own = store.active().await?;
+    // What a rollback returned to before the restart (recorded over the same
+    // COMPONENT_PATH component).
+    let previous = own
+        .as_ref()
+        .filter(|a| a.base_sha256 == base.sha256)
+        .and_then(|a| a.previous_sha256.clone());
     let mut candidates: Vec<(i64, String, &str)> = Vec::new();
     if let Some(a) = &own {
         if a.base_sha256 == base.sha256 {
@@ -279,14 +319,14 @@ pub async fn startup_component(
         }
     }
     let Some((_, sha256, why)) = candidates.into_iter().max_by_key(|(at, _, _)| *at) else {
-        return Ok((base, generation));
+        return Ok((base, generation, previous));
     };
     if sha256 == base.sha256 {
-        return Ok((base, generation));
+        return Ok((base, generation, previous));
     }
     let Some(kept) = store.get(&sha256).await? else {
         tracing::error!(sha256 = %sha256, "the recorded component is not in the database; running COMPONENT_PATH");
-        return Ok((base, generation));
+        return Ok((base, generation, previous));
     };
     let loader = loader.clone();
     let checked = tokio::task::spawn_blocking(move || {
@@ -298,11 +338,11 @@ pub async fn startup_component(
     match checked {
         Ok(c) => {
             tracing::info!(component = %c, sha256 = %c.sha256, "running the component {why}");
-            Ok((c, generation))
+            Ok((c, generation, previous))
         }
         Err(e) => {
             tracing::error!(error = %e, "the recorded component no longer passes its checks; running COMPONENT_PATH");
-            Ok((base, generation))
+            Ok((base, generation, previous))
         }
     }
 }

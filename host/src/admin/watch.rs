@@ -71,8 +71,10 @@ pub fn spawn(admin: Arc<Admin>, path: PathBuf, every: Duration, settle: Duration
             tried = Some(sha.clone());
             tracing::info!(path = %path.display(), sha256 = %sha, "the component file changed; validating it");
             match admin.install(bytes).await {
-                Ok(done) => tracing::info!(component = %done.component, pause_us = done.swap.pause.as_micros() as u64,
-                    "swapped in the component from the file"),
+                Ok(done) => {
+                    tracing::info!(component = %done.component, pause_us = crate::engine::micros(done.swap.pause),
+                    "swapped in the component from the file")
+                }
                 Err(e) => tracing::error!(path = %path.display(), error = %e,
                     "the changed component file was refused; the running component stays"),
             }

@@ -136,6 +136,17 @@ pub struct SwapReport {
     pub prepare: Duration,
 }
 
+/// A duration in µs, to the ns (a swap's pause is often below 1 µs), for
+/// answers and logs.
+pub fn micros(d: Duration) -> f64 {
+    d.as_nanos() as f64 / 1e3
+}
+
+/// A duration in ms, to the µs (no float noise like 0.45546200000000003).
+pub fn millis(d: Duration) -> f64 {
+    (d.as_nanos() as f64 / 1e3).round() / 1e3
+}
+
 /// The running engine.
 pub struct Engine {
     handle: EngineHandle,
@@ -320,6 +331,12 @@ impl EngineHandle {
     /// Make the previous component active again, handing over the state.
     pub async fn rollback(&self) -> Result<SwapReport, EngineError> {
         self.ask(Command::Rollback).await?
+    }
+
+    /// Make `component` what a rollback returns to, unless there is one
+    /// already (at start: the previous component before the restart).
+    pub async fn remember_previous(&self, component: Arc<LoadedComponent>) -> Result<(), EngineError> {
+        self.send(Command::Previous(component)).await
     }
 
     /// Run `component` beside the active one on the same inputs for `run_for`

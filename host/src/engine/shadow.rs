@@ -1,13 +1,16 @@
 //! A shadow run: a candidate component fed the same inputs as the active one,
-//! its candle updates compared with the active's, for a while. Nothing it
-//! produces goes anywhere; a confirm swaps it in (a normal swap).
+//! its candle updates and the elements it renders for them compared with the
+//! active's, for a while. Nothing it produces goes anywhere; a confirm swaps
+//! it in (a normal swap).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use spot_wire::{Candle, Granularity, Outcome};
+use spot_wire::{Candle, Granularity, encode_all};
 
+use super::EngineOutput;
+use super::element;
 use super::instance::Instance;
 use super::journal::Entry;
 use super::loader::LoadedComponent;
@@ -25,6 +28,7 @@ pub(crate) struct Shadow {
     inputs: u64,
     compared: u64,
     differing: u64,
+    differing_elements: u64,
     examples: Vec<String>,
     fault: Option<String>,
 }
@@ -43,6 +47,10 @@ pub struct ShadowReport {
     /// one side reporting a bucket the other does not).
     pub compared: u64,
     pub differing: u64,
+    /// Of the updates whose values agree, those whose rendered elements do
+    /// not (an element-only change; a shadow element the check refuses
+    /// counts too).
+    pub differing_elements: u64,
     /// A few differences, described.
     pub examples: Vec<String>,
     /// The shadow faulted (it stopped there).
@@ -57,6 +65,28 @@ fn key(c: &Candle) -> Key {
 
 fn same(a: &Candle, b: &Candle) -> bool {
     (a.open, a.high, a.low, a.close, a.volume, a.complete) == (b.open, b.high, b.low, b.close, b.volume, b.complete)
+}
+
+/// Two elements in an example: each from a little before where they first
+/// differ, shortened.
+fn excerpts(a: &str, b: &str) -> (String, String) {
+    const BEFORE: usize = 40;
+    const MAX: usize = 200;
+    let first = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    let cut = |s: &str| {
+        let mut start = first.saturating_sub(BEFORE).min(s.len());
+        while !s.is_char_boundary(start) {
+            start -= 1;
+        }
+        let mut end = (start + MAX).min(s.len());
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let lead = if start > 0 { "…" } else { "" };
+        let tail = if end < s.len() { "…" } else { "" };
+        format!("{lead}{}{tail}", &s[start..end])
+    };
+    (cut(a), cut(b))
 }
 
 fn describe(c: Option<&Candle>) -> String {
@@ -86,13 +116,15 @@ impl Shadow {
             inputs: 0,
             compared: 0,
             differing: 0,
+            differing_elements: 0,
             examples: Vec::new(),
             fault: None,
         }
     }
 
-    /// Feed the shadow the input the active component just took, and compare.
-    pub fn follow(&mut self, entry: &Entry, active: Option<&Outcome>, name: impl Fn(u32) -> String) {
+    /// Feed the shadow the input the active component just took, and compare
+    /// its updates and their elements with what the active emitted.
+    pub fn follow(&mut self, entry: &Entry, active: Option<&EngineOutput>, name: impl Fn(u32) -> String) {
         if Instant::now() >= self.until {
             // Time is up: free the instance, keep the findings.
             self.instance = None;
@@ -100,43 +132,77 @@ impl Shadow {
         }
         let Some(inst) = self.instance.as_mut() else { return };
         let theirs = match entry.apply(inst) {
-            Ok(o) => o,
-            Err(f) => {
-                tracing::warn!(component = %self.component, fault = %f, "the shadow faulted; it stops here");
-                self.fault = Some(f.to_string());
-                self.instance = None;
-                return;
+            Ok(o) => o.map(|o| o.updates).unwrap_or_default(),
+            Err(f) => return self.stop(f.to_string()),
+        };
+        // The shadow's elements for its own updates, as the active's were.
+        let elements = if theirs.is_empty() {
+            Vec::new()
+        } else {
+            match inst.render(&encode_all(&theirs)) {
+                Ok(e) => e,
+                Err(f) => return self.stop(f.to_string()),
             }
         };
         self.inputs += 1;
-        let ours: HashMap<Key, &Candle> = active
-            .map(|o| o.updates.iter().map(|c| (key(c), c)).collect())
+        let ours: HashMap<Key, (&Candle, &[u8])> = active
+            .map(|o| {
+                o.updates
+                    .iter()
+                    .map(|u| (key(&u.candle), (&u.candle, &u.element[..])))
+                    .collect()
+            })
             .unwrap_or_default();
-        let theirs: HashMap<Key, &Candle> = theirs
-            .as_ref()
-            .map(|o| o.updates.iter().map(|c| (key(c), c)).collect())
-            .unwrap_or_default();
+        let theirs: HashMap<Key, (&Candle, &str)> = theirs
+            .iter()
+            .zip(&elements)
+            .map(|(c, e)| (key(c), (c, e.as_str())))
+            .collect();
         let mut keys: Vec<&Key> = ours.keys().chain(theirs.keys()).collect();
         keys.sort_unstable();
         keys.dedup();
         for k in keys {
             self.compared += 1;
             let (a, b) = (ours.get(k).copied(), theirs.get(k).copied());
-            let equal = matches!((a, b), (Some(a), Some(b)) if same(a, b));
-            if !equal {
-                self.differing += 1;
-                if self.examples.len() < EXAMPLES {
-                    self.examples.push(format!(
-                        "{} {} @{}: active {}, shadow {}",
-                        name(k.0),
-                        k.1.name(),
-                        k.2,
-                        describe(a),
-                        describe(b)
+            let what = format!("{} {} @{}", name(k.0), k.1.name(), k.2);
+            match (a, b) {
+                (Some((a, mine)), Some((b, element))) if same(a, b) => {
+                    // The shadow's element as a viewer would get it: checked.
+                    let product = name(k.0);
+                    let shown = match element::check(element.as_bytes(), &product, k.1.name()) {
+                        Ok(()) => element.to_string(),
+                        Err(why) => format!("(refused by the element check: {why})"),
+                    };
+                    if shown.as_bytes() != mine {
+                        self.differing_elements += 1;
+                        let (active, shadow) = excerpts(&String::from_utf8_lossy(mine), &shown);
+                        self.example(format!(
+                            "{what}: same candle, other element: active {active}, shadow {shadow}"
+                        ));
+                    }
+                }
+                _ => {
+                    self.differing += 1;
+                    self.example(format!(
+                        "{what}: active {}, shadow {}",
+                        describe(a.map(|(c, _)| c)),
+                        describe(b.map(|(c, _)| c))
                     ));
                 }
             }
         }
+    }
+
+    fn example(&mut self, text: String) {
+        if self.examples.len() < EXAMPLES {
+            self.examples.push(text);
+        }
+    }
+
+    fn stop(&mut self, fault: String) {
+        tracing::warn!(component = %self.component, fault = %fault, "the shadow faulted; it stops here");
+        self.fault = Some(fault);
+        self.instance = None;
     }
 
     /// The findings so far.
@@ -150,8 +216,27 @@ impl Shadow {
             inputs: self.inputs,
             compared: self.compared,
             differing: self.differing,
+            differing_elements: self.differing_elements,
             examples: self.examples.clone(),
             fault: self.fault.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn examples_show_where_elements_differ() {
+        let a = format!("<x {}data-close=\"1\"></x>", "data-p=\"v\" ".repeat(20));
+        let b = format!(
+            "<x {}data-close=\"1\" data-change=\"0\"></x>",
+            "data-p=\"v\" ".repeat(20)
+        );
+        let (ea, eb) = excerpts(&a, &b);
+        assert!(ea.starts_with('…') && ea.ends_with("data-close=\"1\"></x>"), "{ea}");
+        assert!(eb.contains("data-change=\"0\""), "{eb}");
+        assert_eq!(excerpts("<é>", "<é>"), ("<é>".to_string(), "<é>".to_string()));
     }
 }

@@ -27,7 +27,8 @@ pub struct Stats {
     pub rollbacks: AtomicU64,
     /// Rollbacks the engine did on its own: the swapped-in component faulted.
     pub auto_rollbacks: AtomicU64,
-    pub last_swap_pause_us: AtomicU64,
+    /// The engine's pause of the last swap, ns.
+    pub last_swap_pause_ns: AtomicU64,
     pub checkpoints: AtomicU64,
     pub last_checkpoint_us: AtomicU64,
     /// Total wall time spent in component calls applying inputs, ns.
@@ -60,7 +61,8 @@ pub struct StatsSnapshot {
     pub swaps: u64,
     pub rollbacks: u64,
     pub auto_rollbacks: u64,
-    pub last_swap_pause_us: u64,
+    /// The engine's pause of the last swap, ns.
+    pub last_swap_pause_ns: u64,
     pub checkpoints: u64,
     pub last_checkpoint_us: u64,
     pub call_nanos: u64,
@@ -92,7 +94,7 @@ impl Stats {
             swaps: self.swaps.load(Relaxed),
             rollbacks: self.rollbacks.load(Relaxed),
             auto_rollbacks: self.auto_rollbacks.load(Relaxed),
-            last_swap_pause_us: self.last_swap_pause_us.load(Relaxed),
+            last_swap_pause_ns: self.last_swap_pause_ns.load(Relaxed),
             checkpoints: self.checkpoints.load(Relaxed),
             last_checkpoint_us: self.last_checkpoint_us.load(Relaxed),
             call_nanos: self.call_nanos.load(Relaxed),

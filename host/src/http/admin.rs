@@ -119,7 +119,7 @@ pub async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
         "swaps": s.stats.swaps,
         "rollbacks": s.stats.rollbacks,
         "automatic_rollbacks": s.stats.auto_rollbacks,
-        "last_swap_pause_us": s.stats.last_swap_pause_us,
+        "last_swap_pause_us": crate::engine::micros(std::time::Duration::from_nanos(s.stats.last_swap_pause_ns)),
         "refused": admin.refused.load(std::sync::atomic::Ordering::Relaxed),
         "last_error": admin.last_error(),
         "last_fault": s.last_fault,
@@ -131,6 +131,7 @@ pub async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
             "inputs": r.inputs,
             "compared": r.compared,
             "differing": r.differing,
+            "differing_elements": r.differing_elements,
             "examples": r.examples,
             "fault": r.fault,
         })),
@@ -211,8 +212,8 @@ pub async fn install(State(state): State<Arc<AppState>>, request: Request) -> Re
                 "sha256": done.component.sha256,
             },
             "from": done.swap.from,
-            "pause_us": done.swap.pause.as_micros() as u64,
-            "prepare_ms": done.swap.prepare.as_secs_f64() * 1e3,
+            "pause_us": crate::engine::micros(done.swap.pause),
+            "prepare_ms": crate::engine::millis(done.swap.prepare),
         }))
         .into_response(),
         Err(e) => engine_error(e),
@@ -237,7 +238,7 @@ pub async fn rollback(State(state): State<Arc<AppState>>, request: Request) -> R
         Err(m) => return plain(StatusCode::BAD_REQUEST, m),
     }
     match admin.rollback().await {
-        Ok(r) => Json(json!({"from": r.from, "to": r.to, "pause_us": r.pause.as_micros() as u64})).into_response(),
+        Ok(r) => Json(json!({"from": r.from, "to": r.to, "pause_us": crate::engine::micros(r.pause)})).into_response(),
         Err(e) => engine_error(e),
     }
 }
@@ -306,7 +307,7 @@ pub async fn confirm_shadow(State(state): State<Arc<AppState>>, headers: HeaderM
         Ok(done) => Json(json!({
             "active": {"name": done.component.name, "version": done.component.version, "sha256": done.component.sha256},
             "from": done.swap.from,
-            "pause_us": done.swap.pause.as_micros() as u64,
+            "pause_us": crate::engine::micros(done.swap.pause),
         }))
         .into_response(),
         Err(e) => engine_error(e),

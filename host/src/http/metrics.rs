@@ -127,7 +127,7 @@ pub fn render(state: &AppState) -> String {
         "spot_engine_last_swap_pause_seconds",
         "gauge",
         "Engine pause of the last swap.",
-        e.last_swap_pause_us as f64 / 1e6,
+        e.last_swap_pause_ns as f64 / 1e9,
     );
     o.one(
         "spot_engine_checkpoints_total",

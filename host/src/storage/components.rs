@@ -15,6 +15,8 @@ pub struct ActiveComponent {
     pub wasm: Vec<u8>,
     /// Unix seconds it was activated.
     pub activated_at: i64,
+    /// What a rollback returns to.
+    pub previous_sha256: Option<String>,
 }
 
 /// A kept component.
@@ -76,18 +78,26 @@ impl ComponentStore {
         Ok(())
     }
 
-    /// Make a kept component the shard's component.
-    pub async fn set_active(&self, sha256: &str, base_sha256: &str) -> Result<(), StorageError> {
+    /// Make a kept component the shard's component, with the one a rollback
+    /// returns to (`previous`, kept too).
+    pub async fn set_active(
+        &self,
+        sha256: &str,
+        base_sha256: &str,
+        previous: Option<&str>,
+    ) -> Result<(), StorageError> {
         let Some(shard) = self.shard else {
             return Ok(());
         };
         let client = self.pool.get().await?;
         client
             .execute(
-                "INSERT INTO active_component (shard, sha256, base_sha256) VALUES ($1, $2, $3)
+                "INSERT INTO active_component (shard, sha256, base_sha256, previous_sha256)
+                 VALUES ($1, $2, $3, (SELECT sha256 FROM components WHERE sha256 = $4))
                  ON CONFLICT (shard) DO UPDATE SET sha256 = EXCLUDED.sha256,
-                     base_sha256 = EXCLUDED.base_sha256, activated_at = now()",
-                &[&shard, &sha256, &base_sha256],
+                     base_sha256 = EXCLUDED.base_sha256, previous_sha256 = EXCLUDED.previous_sha256,
+                     activated_at = now()",
+                &[&shard, &sha256, &base_sha256, &previous],
             )
             .await?;
         Ok(())
@@ -101,7 +111,7 @@ impl ComponentStore {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
-                "SELECT a.sha256, a.base_sha256, c.wasm, extract(epoch FROM a.activated_at)::int8
+                "SELECT a.sha256, a.base_sha256, c.wasm, extract(epoch FROM a.activated_at)::int8, a.previous_sha256
                  FROM active_component a JOIN components c USING (sha256) WHERE a.shard = $1",
                 &[&shard],
             )
@@ -111,6 +121,7 @@ impl ComponentStore {
             base_sha256: r.get(1),
             wasm: r.get(2),
             activated_at: r.get(3),
+            previous_sha256: r.get(4),
         }))
     }
 }

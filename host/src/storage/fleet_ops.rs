@@ -44,7 +44,8 @@ pub struct Vote {
     pub reason: Option<String>,
     /// What it did once decided (`swapped`, `kept`, or the failure).
     pub outcome: Option<String>,
-    pub pause_us: Option<i64>,
+    /// The engine's pause of its swap, ns.
+    pub pause_ns: Option<i64>,
 }
 
 /// The fleet's component.
@@ -148,7 +149,7 @@ pub async fn vote<C: GenericClient>(
 pub async fn votes<C: GenericClient>(client: &C, operation: i64) -> Result<Vec<Vote>, StorageError> {
     let rows = client
         .query(
-            "SELECT instance, accepted, reason, outcome, pause_us FROM fleet_votes
+            "SELECT instance, accepted, reason, outcome, COALESCE(pause_ns, pause_us * 1000) FROM fleet_votes
              WHERE operation = $1 ORDER BY instance",
             &[&operation],
         )
@@ -160,7 +161,7 @@ pub async fn votes<C: GenericClient>(client: &C, operation: i64) -> Result<Vec<V
             accepted: r.get(1),
             reason: r.get(2),
             outcome: r.get(3),
-            pause_us: r.get(4),
+            pause_ns: r.get(4),
         })
         .collect())
 }
@@ -216,13 +217,13 @@ pub async fn outcome<C: GenericClient>(
     operation: i64,
     instance: &str,
     outcome: &str,
-    pause_us: Option<i64>,
+    pause_ns: Option<i64>,
 ) -> Result<(), StorageError> {
     client
         .execute(
-            "UPDATE fleet_votes SET outcome = $3, pause_us = $4, done_at = now()
+            "UPDATE fleet_votes SET outcome = $3, pause_ns = $4, done_at = now()
              WHERE operation = $1 AND instance = $2",
-            &[&operation, &instance, &outcome, &pause_us],
+            &[&operation, &instance, &outcome, &pause_ns],
         )
         .await?;
     Ok(())

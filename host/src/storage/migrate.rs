@@ -54,6 +54,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/0006_trading_pair_sizes.up.sql"),
         down: include_str!("../../../migrations/0006_trading_pair_sizes.down.sql"),
     },
+    Migration {
+        version: 7,
+        name: "admin",
+        up: include_str!("../../../migrations/0007_admin.up.sql"),
+        down: include_str!("../../../migrations/0007_admin.down.sql"),
+    },
 ];
 
 /// Any constant shared by every spot instance; "spot" in ASCII.

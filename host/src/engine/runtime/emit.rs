@@ -26,8 +26,9 @@ impl Runtime {
         self.emit(outcome, Cause::Fleet);
     }
 
-    /// Render the outcome's candles and hand it to every subscriber.
-    pub(super) fn emit(&mut self, outcome: Outcome, cause: Cause) {
+    /// Render the outcome's candles and hand it to every subscriber; returns
+    /// what went out (`None` when there was nothing).
+    pub(super) fn emit(&mut self, outcome: Outcome, cause: Cause) -> Option<Arc<EngineOutput>> {
         if cause != Cause::Fleet {
             self.stats.updates.fetch_add(outcome.updates.len() as u64, Relaxed);
         }
@@ -39,7 +40,7 @@ impl Runtime {
             self.stats.late_revisions.fetch_add(late as u64, Relaxed);
         }
         if outcome.updates.is_empty() && outcome.gaps.is_empty() {
-            return;
+            return None;
         }
         let elements = if outcome.updates.is_empty() {
             Vec::new()
@@ -111,6 +112,7 @@ impl Runtime {
         if let Some((n, first)) = refused {
             self.refused_elements(n, first);
         }
+        Some(out)
     }
 
     /// Elements that failed [`element::check`] went out empty (the candles

@@ -63,6 +63,9 @@ pub(crate) enum Command {
     },
     /// Swap back to the previous component.
     Rollback(oneshot::Sender<Result<SwapReport, EngineError>>),
+    /// What a rollback returns to, when there is nothing yet (the one before
+    /// a restart).
+    Previous(Arc<LoadedComponent>),
     /// Run `component` beside the active one for `run_for`, comparing.
     Shadow {
         component: Arc<LoadedComponent>,
@@ -226,6 +229,13 @@ impl Runtime {
                 } => {
                     if self.swapping.is_some() {
                         let _ = done.send(Err(EngineError::Busy("a swap is in progress".into())));
+                    } else if let Some(running) = &self.shadow {
+                        // Never replaced in silence: its findings would be lost.
+                        let _ = done.send(Err(EngineError::Busy(format!(
+                            "a shadow run of {} is there already: confirm it (POST /admin/component/shadow/confirm) \
+                             or stop it (DELETE /admin/component/shadow) first",
+                            running.component
+                        ))));
                     } else {
                         self.begin_swap(component, done, false);
                         if let Some(p) = self.swapping.as_mut() {
@@ -238,6 +248,11 @@ impl Runtime {
                 }
                 Command::EndShadow(done) => {
                     let _ = done.send(self.shadow.take().map(|s| s.component));
+                }
+                Command::Previous(component) => {
+                    if self.previous.is_none() && component.sha256 != self.active.sha256 {
+                        self.previous = Some(component);
+                    }
                 }
                 Command::Rollback(done) => match self.previous.clone() {
                     Some(previous) => self.begin_swap(previous, done, true),
@@ -326,18 +341,16 @@ impl Runtime {
     /// Record a successfully applied input and emit what it produced.
     fn applied(&mut self, entry: Entry, outcome: Option<Outcome>, cause: Cause) {
         self.stats.batches.fetch_add(1, Relaxed);
+        let out = outcome.and_then(|outcome| self.emit(outcome, cause));
         if let Some(shadow) = self.shadow.as_mut() {
             let products = &self.products;
-            shadow.follow(&entry, outcome.as_ref(), |id| {
+            shadow.follow(&entry, out.as_deref(), |id| {
                 products
                     .name(id)
                     .map_or_else(|| format!("product {id}"), |n| n.to_string())
             });
         }
         self.journal.push(entry);
-        if let Some(outcome) = outcome {
-            self.emit(outcome, cause);
-        }
         // A restore comes in chunks of a whole horizon: a checkpoint after
         // each would export a growing state again and again (tens of times
         // for two days of 900 products); the next other input takes one.

@@ -165,9 +165,9 @@ impl Runtime {
         } else {
             self.stats.swaps.fetch_add(1, Relaxed);
         }
-        self.stats.last_swap_pause_us.store(pause.as_micros() as u64, Relaxed);
-        tracing::info!(from = %old, to = %self.active, pause_us = pause.as_micros() as u64,
-            prepare_ms = pending.prepare.as_secs_f64() * 1e3, rounds = pending.rounds + 1, "component swapped");
+        self.stats.last_swap_pause_ns.store(pause.as_nanos() as u64, Relaxed);
+        tracing::info!(from = %old, to = %self.active, pause_us = crate::engine::micros(pause),
+            prepare_ms = crate::engine::millis(pending.prepare), rounds = pending.rounds + 1, "component swapped");
         let report = SwapReport {
             from: old.to_string(),
             to: self.active.to_string(),
