@@ -457,6 +457,60 @@ async fn the_example_component_swaps_in_and_renders_its_own_element() {
     s.stop().await;
 }
 
+/// A component project made from `templates/new-component` in a directory
+/// outside the workspace, as a developer would, built there with cargo:
+/// its `.wasm`.
+fn component_from_the_template() -> Vec<u8> {
+    let spot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dest = std::env::temp_dir()
+        .join(format!("spot-template-{}", std::process::id()))
+        .join("my-spread");
+    let _ = std::fs::remove_dir_all(dest.parent().expect("parent"));
+    let made = std::process::Command::new(spot.join("templates/new-component"))
+        .arg(&dest)
+        .output()
+        .expect("templates/new-component");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    // Its own target directory, kept under spot's so that a second run
+    // compiles nothing again.
+    let target = spot.join("target/component-template");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = std::process::Command::new(cargo)
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(&dest)
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .output()
+        .expect("cargo build");
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let wasm = std::fs::read(target.join("wasm32-wasip2/release/my_spread.wasm")).expect("the built component");
+    let _ = std::fs::remove_dir_all(dest.parent().expect("parent"));
+    wasm
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_made_from_the_template_outside_the_workspace_swaps_in() {
+    let wasm = tokio::task::spawn_blocking(component_from_the_template)
+        .await
+        .expect("build");
+    let (fake, pg) = parts().await;
+    let s = server(&pg, &fake, Some(TOKEN)).await;
+    let t = past_minute(3);
+    fake.emit("ETH-USD", 6, t);
+    let r = put(&s, &wasm).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["active"]["name"], "my-spread");
+    fake.emit("ETH-USD", 4, t + 1000);
+    stored_equal_log(&s, &fake, &products()).await;
+    let mut sse = http::sse(s.addr(), "/stream?product=ETH-USD&granularity=ONE_MINUTE", &[], None).await;
+    let element = sse.event().await.expect("the current state").elements.join("\n");
+    let want = &fake.candles("ETH-USD", 60)[0];
+    let spread = spot_wire::Fixed::from_units(want.high.units() - want.low.units());
+    assert!(element.contains("id=\"ETH-USD-ONE_MINUTE\""), "{element}");
+    assert!(element.contains(&format!("data-spread=\"{spread}\"")), "{element}");
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shadow_run_compares_on_live_input_and_swaps_only_on_confirm() {
     let (fake, pg) = parts().await;
