@@ -45,7 +45,10 @@ mod tests {
             authoritative: false,
         };
         let e = element(&c, "BTC-USD");
-        assert!(e.starts_with("<spot-candle id=\"BTC-USD-ONE_MINUTE\""), "{e}");
+        assert!(
+            e.starts_with("<spot-candle id=\"BTC-USD-ONE_MINUTE\""),
+            "{e}"
+        );
         assert!(e.ends_with(" data-spread=\"5.5\"></spot-candle>"), "{e}");
     }
 }
