@@ -143,6 +143,11 @@ impl Journal {
     }
 
     /// Sequence number of the last entry pushed (0: none yet).
+    /// The newest input, if any.
+    pub(crate) fn last(&self) -> Option<Arc<Entry>> {
+        self.entries.last().map(|l| l.entry.clone())
+    }
+
     pub(crate) fn last_seq(&self) -> u64 {
         self.next_seq - 1
     }

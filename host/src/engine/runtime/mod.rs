@@ -341,8 +341,14 @@ impl Runtime {
     /// Record a successfully applied input and emit what it produced.
     fn applied(&mut self, entry: Entry, outcome: Option<Outcome>, cause: Cause) {
         self.stats.batches.fetch_add(1, Relaxed);
+        // Journaled before it is emitted: emitting may roll the component
+        // back, which replays the journal (this input included).
+        self.journal.push(entry);
+        let for_shadow = self.shadow.as_ref().and_then(|_| self.journal.last());
         let out = outcome.and_then(|outcome| self.emit(outcome, cause));
-        if let Some(shadow) = self.shadow.as_mut() {
+        // The shadow takes the input after the active one, and compares
+        // with what went out.
+        if let (Some(shadow), Some(entry)) = (self.shadow.as_mut(), for_shadow) {
             let products = &self.products;
             shadow.follow(&entry, out.as_deref(), |id| {
                 products
@@ -350,7 +356,6 @@ impl Runtime {
                     .map_or_else(|| format!("product {id}"), |n| n.to_string())
             });
         }
-        self.journal.push(entry);
         // A restore comes in chunks of a whole horizon: a checkpoint after
         // each would export a growing state again and again (tens of times
         // for two days of 900 products); the next other input takes one.
