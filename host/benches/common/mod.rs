@@ -11,7 +11,12 @@ pub const OFFLINE_DATASTAR: &str = "http://127.0.0.1:9/datastar.js";
 
 /// Resident memory of this process, KB.
 pub fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    rss_of(std::process::id())
+}
+
+/// Resident memory of process `pid`, KB (0 when it is gone).
+pub fn rss_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
