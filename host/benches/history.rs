@@ -5,10 +5,12 @@
 //! 1. the backfill of 900 products × a whole UTC day at the default REST
 //!    rate, as a ratio to the bound the rate sets (requests ÷ rate);
 //! 2. two days of 1-minute candles for 900 products held: the restore's time
-//!    and the process's RSS, beside one day and none in the same run.
+//!    and the process's RSS, beside one day and none in the same run;
+//! 3. the cold start: from spawning the process to ready with a day of 900
+//!    products stored and the component compiled in the cache.
 //!
 //! `cargo bench -p spot-host --bench history -- [--products 900] [--rate 8]
-//! [--only backfill|memory]`. Reports; asserts nothing but that the stored
+//! [--only backfill|memory|cold-start]`. Reports; asserts nothing but that the stored
 //! candles of the backfilled products equal the fake's.
 
 #[path = "../tests/common/mod.rs"]
@@ -161,38 +163,7 @@ async fn memory_with(products: &[String], days: i64) -> ((f64, f64, f64), f64, f
     let day = now.div_euclid(DAY_MS) * DAY_MS;
     let first = day - (days - 1) * DAY_MS;
     let (fake, pg, pool) = exchange_and_database(products).await;
-    spot_host::storage::migrate(&pool).await.expect("migrate");
-    let minutes = if days == 0 {
-        0
-    } else {
-        (now.div_euclid(60_000) * 60_000 - first) / 60_000
-    };
-    if days > 0 {
-        let client = pool.get().await.expect("client");
-        // Every minute of every product, with trade ids (a restart's case),
-        // and the coverage an earlier run would have recorded.
-        client
-            .execute(
-                r#"INSERT INTO live_candles (exchange, product_id, granularity, "timestamp", open, high, low,
-                       close, volume, trades, last_trade_id, complete, revision)
-                   SELECT 'coinbase', 'P' || p || '-USD', 'ONE_MINUTE', to_timestamp($1::int8 + m * 60),
-                          100 + (m % 17) + p % 7, 130, 90, 101 + (m % 13), 3.25 + (m % 5), 10,
-                          p::int8 * 100000000 + m * 10 + 9, true, 1
-                   FROM generate_series(0, $2::int4 - 1) p, generate_series(0, $3::int8 - 1) m"#,
-                &[&first.div_euclid(1000), &(products.len() as i32), &minutes],
-            )
-            .await
-            .expect("insert minutes");
-        client
-            .execute(
-                "INSERT INTO history_coverage (exchange, product_id, covered_from, covered_through)
-                 SELECT 'coinbase', 'P' || p || '-USD', to_timestamp($1::int8 - 86400), to_timestamp($2::int8)
-                 FROM generate_series(0, $3::int4 - 1) p",
-                &[&day.div_euclid(1000), &now.div_euclid(1000), &(products.len() as i32)],
-            )
-            .await
-            .expect("insert coverage");
-    }
+    let minutes = store_days(&pool, products, days, first, now, day).await;
     let env = env(&pg, &fake, products, &[("COINBASE_REST_RATE", "8".into())]);
     let server = spawn_at(&env, Some(clock.offset_s)).await;
     let restored = server
@@ -225,6 +196,105 @@ async fn memory_with(products: &[String], days: i64) -> ((f64, f64, f64), f64, f
     )
 }
 
+/// Every minute of every product from `first` to `now` (with trade ids: a
+/// restart's case) and the coverage an earlier run would have recorded, in a
+/// migrated database; the minutes per product.
+async fn store_days(
+    pool: &deadpool_postgres::Pool,
+    products: &[String],
+    days: i64,
+    first: i64,
+    now: i64,
+    day: i64,
+) -> i64 {
+    spot_host::storage::migrate(pool).await.expect("migrate");
+    if days == 0 {
+        return 0;
+    }
+    let minutes = (now.div_euclid(60_000) * 60_000 - first) / 60_000;
+    let client = pool.get().await.expect("client");
+    client
+        .execute(
+            r#"INSERT INTO live_candles (exchange, product_id, granularity, "timestamp", open, high, low,
+                   close, volume, trades, last_trade_id, complete, revision)
+               SELECT 'coinbase', 'P' || p || '-USD', 'ONE_MINUTE', to_timestamp($1::int8 + m * 60),
+                      100 + (m % 17) + p % 7, 130, 90, 101 + (m % 13), 3.25 + (m % 5), 10,
+                      p::int8 * 100000000 + m * 10 + 9, true, 1
+               FROM generate_series(0, $2::int4 - 1) p, generate_series(0, $3::int8 - 1) m"#,
+            &[&first.div_euclid(1000), &(products.len() as i32), &minutes],
+        )
+        .await
+        .expect("insert minutes");
+    client
+        .execute(
+            "INSERT INTO history_coverage (exchange, product_id, covered_from, covered_through)
+             SELECT 'coinbase', 'P' || p || '-USD', to_timestamp($1::int8 - 86400), to_timestamp($2::int8)
+             FROM generate_series(0, $3::int4 - 1) p",
+            &[&day.div_euclid(1000), &now.div_euclid(1000), &(products.len() as i32)],
+        )
+        .await
+        .expect("insert coverage");
+    minutes
+}
+
+/// Part 3: the cold start. A day of 900 products stored, the component
+/// compiled into the cache by an earlier start; the time from spawning the
+/// process to ready (migrations applied, the day restored, every feed
+/// connection subscribed to the fake: `/readyz` answers 200), and its parts
+/// from the process's own log.
+async fn cold_start(a: &Args) {
+    let products = names(a.products);
+    let clock = Clock::at(23 * 3600 + 59 * 60);
+    let now = clock.now_ms();
+    let day = now.div_euclid(DAY_MS) * DAY_MS;
+    let (fake, pg, pool) = exchange_and_database(&products).await;
+    let minutes = store_days(&pool, &products, 1, day, now, day).await;
+    let data = std::env::temp_dir().join(format!("spot-cold-start-{}", std::process::id()));
+    let env = env(
+        &pg,
+        &fake,
+        &products,
+        &[
+            ("COINBASE_REST_RATE", "8".into()),
+            ("AUDIT", "off".into()),
+            ("SPOT_DATA_DIR", data.display().to_string()),
+        ],
+    );
+    // An earlier start: the compiled component goes into the cache.
+    let warm = spawn_at(&env, Some(clock.offset_s)).await;
+    let _ = warm.terminate().await;
+    let spawned = Instant::now();
+    let mut server = spawn_at(&env, Some(clock.offset_s)).await;
+    let serving = spawned.elapsed();
+    let feed = server.until_log("feed up").await;
+    let feed_up = spawned.elapsed();
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/readyz", server.addr);
+    while !client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let ready = spawned.elapsed();
+    let restored = server.logged("restored the horizon").unwrap_or_default();
+    let component = server.logged("component loaded").unwrap_or_default();
+    println!(
+        "3. cold start with a day of {} products stored ({} minutes), the component from the cache: \
+         ready (/readyz 200) {} ms after the spawn; serving HTTP at {} ms, every connection subscribed at {} ms \
+         (the restore {} ms: reading {} ms, in the component {} ms; the component from the cache: {}; the feed's subscribes {} ms). Target: 2,000 ms",
+        products.len(),
+        minutes * products.len() as i64,
+        ready.as_millis(),
+        serving.as_millis(),
+        feed_up.as_millis(),
+        restored["took_ms"],
+        restored["read_ms"],
+        restored["component_ms"],
+        component["from_cache"],
+        feed["took_ms"],
+    );
+    let _ = server.terminate().await;
+    let _ = std::fs::remove_dir_all(&data);
+}
+
 async fn memory(a: &Args) {
     let products = names(a.products);
     let mut base = None;
@@ -254,6 +324,9 @@ async fn main() {
     );
     if run("memory") {
         memory(&a).await;
+    }
+    if run("cold-start") {
+        cold_start(&a).await;
     }
     if run("backfill") {
         backfill(&a).await;
