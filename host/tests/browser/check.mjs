@@ -162,7 +162,7 @@ try {
     return { change: r.querySelector('.change').textContent, state: r.querySelector('.state').textContent,
       time: r.querySelector('.time').title, age: r.querySelector('.age').textContent };
   }, Object.keys(live.expect).find((k) => k.endsWith('ONE_DAY')));
-  check(/\(([+−]?)\d+\.\d\d%\)$/.test(card.change) && card.state === 'live' && card.time.endsWith('Z (UTC)')
+  check(/\(([+−]?)\d+\.\d{2,4}%\)$/.test(card.change) && card.state === 'live' && card.time.endsWith('Z (UTC)')
     && card.age.startsWith('updated'), `card ${JSON.stringify(card)}`);
   // Choosing another card charts its granularity.
   await page.click('#candles spot-candle:nth-child(2)');

@@ -113,7 +113,9 @@ customElements.define('spot-candle', class extends HTMLElement {
       const places = Math.min(12, Math.max(decimals(d.open), decimals(d.close)));
       const pct = open !== 0 ? (diff / open) * 100 : 0;
       const sign = diff > 0 ? '+' : diff < 0 ? '−' : '';
-      change.textContent = `${sign}${Math.abs(diff).toFixed(places)} (${sign}${Math.abs(pct).toFixed(2)}%)`;
+      // Two decimals of a percent, four for a change below a hundredth of one.
+      const pctPlaces = diff !== 0 && Math.abs(pct) < 0.01 ? 4 : 2;
+      change.textContent = `${sign}${Math.abs(diff).toFixed(places)} (${sign}${Math.abs(pct).toFixed(pctPlaces)}%)`;
       if (diff > 0) this.box.classList.add('up');
       if (diff < 0) this.box.classList.add('down');
     } else {
