@@ -13,6 +13,7 @@
 //! it with their completion now.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -41,7 +42,8 @@ pub struct Restored {
     pub skipped: usize,
     /// Per product with stored minutes: what the backfill needs to know.
     pub products: HashMap<String, RestoredProduct>,
-    /// Time spent reading (and parsing) the rows, and in the component.
+    /// Time spent reading (and parsing) the rows, summed over the readers
+    /// (they read at once), and in the component.
     pub read: Duration,
     pub applied: Duration,
 }
@@ -58,6 +60,9 @@ pub struct RestoredProduct {
 
 /// Products read per query (bounds the rows held at once to ~144k for two days).
 const PRODUCTS_PER_QUERY: usize = 50;
+
+/// Connections reading at once.
+const READERS: usize = 3;
 
 /// Read the 1m candles of `products` from `from` (unix s) and apply them.
 pub async fn restore(
@@ -77,41 +82,49 @@ pub async fn restore(
         ..Restored::default()
     };
     // Reading and parsing the next products overlaps applying the last: the
-    // database, this task and the engine work at once.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Chunk, StorageError>>(1);
-    let reader = {
-        let pool = pool.clone();
-        let exchange = exchange.to_string();
-        let products = products.to_vec();
-        tokio::spawn(async move {
-            let read = async {
-                let client = pool.get().await?;
-                let statement = client
-                    .prepare_cached(
-                        r#"SELECT product_id, extract(epoch FROM "timestamp")::int8, open::text, high::text,
+    // database, the readers and the engine work at once. Products are
+    // independent, so [`READERS`] connections read every READERS-th chunk
+    // and the engine applies them in the order they come.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Chunk, StorageError>>(READERS);
+    let chunks: Vec<Vec<String>> = products.chunks(PRODUCTS_PER_QUERY).map(<[String]>::to_vec).collect();
+    let ids = Arc::new(ids);
+    let readers: Vec<_> = (0..READERS.min(chunks.len()).max(1))
+        .map(|k| {
+            let pool = pool.clone();
+            let exchange = exchange.to_string();
+            let mine: Vec<Vec<String>> = chunks.iter().skip(k).step_by(READERS).cloned().collect();
+            let (tx, ids) = (tx.clone(), ids.clone());
+            tokio::spawn(async move {
+                let read = async {
+                    let client = pool.get().await?;
+                    let statement = client
+                        .prepare_cached(
+                            r#"SELECT product_id, extract(epoch FROM "timestamp")::int8, open::text, high::text,
                                   low::text, close::text, volume::text, trades, last_trade_id, complete
                            FROM live_candles
                            WHERE exchange = $1 AND granularity = 'ONE_MINUTE' AND product_id = ANY($2)
                              AND "timestamp" >= to_timestamp($3::int8)
                            ORDER BY product_id, "timestamp""#,
-                    )
-                    .await?;
-                for chunk in products.chunks(PRODUCTS_PER_QUERY) {
-                    let reading = std::time::Instant::now();
-                    let rows = client.query(&statement, &[&exchange, &chunk, &from]).await?;
-                    let mut parsed = Chunk::parse(&rows, &ids);
-                    parsed.took = reading.elapsed();
-                    if tx.send(Ok(parsed)).await.is_err() {
-                        break;
+                        )
+                        .await?;
+                    for chunk in &mine {
+                        let reading = std::time::Instant::now();
+                        let rows = client.query(&statement, &[&exchange, chunk, &from]).await?;
+                        let mut parsed = Chunk::parse(&rows, &ids);
+                        parsed.took = reading.elapsed();
+                        if tx.send(Ok(parsed)).await.is_err() {
+                            break;
+                        }
                     }
+                    Ok::<(), StorageError>(())
+                };
+                if let Err(e) = read.await {
+                    let _ = tx.send(Err(e)).await;
                 }
-                Ok::<(), StorageError>(())
-            };
-            if let Err(e) = read.await {
-                let _ = tx.send(Err(e)).await;
-            }
+            })
         })
-    };
+        .collect();
+    drop(tx);
     while let Some(chunk) = rx.recv().await {
         let chunk = chunk?;
         restored.read += chunk.took;
@@ -124,7 +137,9 @@ pub async fn restore(
             restored.applied += applying.elapsed();
         }
     }
-    let _ = reader.await;
+    for reader in readers {
+        let _ = reader.await;
+    }
     Ok(restored)
 }
 
