@@ -199,6 +199,29 @@ impl Server {
         };
         let hub = Hub::new(options.hub.clone());
         let hub_task = hub.attach(&handle).await?;
+        // The feed connects and subscribes while the engine is restored (the
+        // pacing of many connections takes seconds), holding its trades: none
+        // reaches the engine before the restore and the history are there.
+        let (live_tx, live_rx) = tokio::sync::mpsc::unbounded_channel();
+        let held_feed = match (&options.feed, role) {
+            (None, _) | (_, Role::Replica) => None,
+            (Some(f), Role::Ingest) => Some(
+                Feed::start_held(
+                    FeedConfig {
+                        ws_url: config.coinbase_ws_url.clone(),
+                        products_per_connection: config.products_per_connection,
+                        horizon,
+                        ..f.clone()
+                    },
+                    config.credentials.clone(),
+                    &products,
+                    handle.clone(),
+                    (config.shard_index, config.shard_count),
+                    Some(live_tx),
+                )
+                .await?,
+            ),
+        };
         let now = crate::engine::now_ms();
         let from = horizon.start(now);
         let restored = match role {
@@ -255,14 +278,13 @@ impl Server {
             agent_stop,
         ));
 
-        // The history and the feed start after the restore: the component then
-        // knows the last stored trade id of every product, so trades missed
-        // while this instance was down show up as a gap and get repaired; the
-        // rest of the horizon is backfilled.
-        let (feed, history) = match (&options.feed, role) {
-            (None, _) | (_, Role::Replica) => (None, None),
-            (Some(f), Role::Ingest) => {
-                let (live_tx, live_rx) = tokio::sync::mpsc::unbounded_channel();
+        // The history starts, and the feed's trades flow, after the restore:
+        // the component then knows the last stored trade id of every
+        // product, so trades missed while this instance was down show up as
+        // a gap and get repaired; the rest of the horizon is backfilled.
+        let (feed, history) = match held_feed {
+            None => (None, None),
+            Some(feed) => {
                 let history = History::start(
                     HistoryConfig {
                         horizon,
@@ -282,22 +304,7 @@ impl Server {
                     live_rx,
                 )
                 .await?;
-                let f = FeedConfig {
-                    ws_url: config.coinbase_ws_url.clone(),
-                    products_per_connection: config.products_per_connection,
-                    horizon,
-                    ..f.clone()
-                };
-                let shard = (config.shard_index, config.shard_count);
-                let feed = Feed::start(
-                    f,
-                    config.credentials.clone(),
-                    &products,
-                    handle.clone(),
-                    shard,
-                    Some(live_tx),
-                )
-                .await?;
+                feed.release();
                 (Some(feed), Some(history))
             }
         };

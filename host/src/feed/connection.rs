@@ -325,6 +325,11 @@ impl Reader<'_> {
                 }
                 self.live.trades(&self.batch, horizon_start_ms, &self.shared.live_from);
                 if !self.batch.is_empty() {
+                    // Held until the engine is restored (Feed::start_held).
+                    if !*self.shared.open.borrow() {
+                        let mut open = self.shared.open.clone();
+                        let _ = open.wait_for(|o| *o).await;
+                    }
                     let n = self.batch.len() as u64;
                     let batch = std::mem::take(&mut self.batch);
                     // Waits while the engine's queue is full: backpressure

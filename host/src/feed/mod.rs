@@ -100,6 +100,8 @@ pub(crate) struct Shared {
     credentials: Option<Arc<Credentials>>,
     /// Where each product's live trades begin is told here (once per product).
     live_from: Option<mpsc::UnboundedSender<LiveFrom>>,
+    /// Trades go to the engine once this is true (see [`Feed::start_held`]).
+    open: watch::Receiver<bool>,
 }
 
 /// Failure to start the feed.
@@ -135,6 +137,7 @@ pub async fn products(
 pub struct Feed {
     stats: Arc<FeedStats>,
     stop: watch::Sender<bool>,
+    open: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -150,6 +153,25 @@ impl Feed {
         shard: (u32, u32),
         live_from: Option<mpsc::UnboundedSender<LiveFrom>>,
     ) -> Result<Feed, FeedError> {
+        let feed = Self::start_held(config, credentials, products, engine, shard, live_from).await?;
+        feed.release();
+        Ok(feed)
+    }
+
+    /// [`Feed::start`], but no trade reaches the engine before
+    /// [`Feed::release`]: the connections connect and subscribe (paced, which
+    /// takes seconds with many of them) while the engine is restored, and a
+    /// connection holding trades reads no further (the exchange's socket
+    /// buffers, as with the engine's own backpressure).
+    pub async fn start_held(
+        config: FeedConfig,
+        credentials: Option<Arc<Credentials>>,
+        products: &[String],
+        engine: EngineHandle,
+        shard: (u32, u32),
+        live_from: Option<mpsc::UnboundedSender<LiveFrom>>,
+    ) -> Result<Feed, FeedError> {
+        let (open, opened) = watch::channel(false);
         let groups = shard::spread(products, config.products_per_connection);
         let stats = Arc::new(FeedStats::new(groups.len(), shard.0, shard.1));
         let (stop, stopped) = watch::channel(false);
@@ -165,6 +187,7 @@ impl Feed {
             stats: stats.clone(),
             credentials,
             live_from,
+            open: opened,
         });
         for (index, group) in groups.into_iter().enumerate() {
             let conn = connection::Connection {
@@ -184,7 +207,17 @@ impl Feed {
             shards = shard.1,
             "feed started"
         );
-        Ok(Feed { stats, stop, tasks })
+        Ok(Feed {
+            stats,
+            stop,
+            open,
+            tasks,
+        })
+    }
+
+    /// Let trades reach the engine (those held first, in order).
+    pub fn release(&self) {
+        self.open.send_replace(true);
     }
 
     /// The feed's counters.
@@ -193,12 +226,20 @@ impl Feed {
     }
 
     /// Close every connection; waits for those tasks.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        for mut t in self.tasks {
+        for mut t in std::mem::take(&mut self.tasks) {
             if tokio::time::timeout(Duration::from_secs(2), &mut t).await.is_err() {
                 t.abort();
             }
         }
+    }
+}
+
+/// A feed dropped without [`Feed::stop`] (a start that failed after it)
+/// closes its connections all the same.
+impl Drop for Feed {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
     }
 }
