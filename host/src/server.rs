@@ -206,7 +206,7 @@ impl Server {
         let held_feed = match (&options.feed, role) {
             (None, _) | (_, Role::Replica) => None,
             (Some(f), Role::Ingest) => Some(
-                Feed::start_held(
+                Feed::start(
                     FeedConfig {
                         ws_url: config.coinbase_ws_url.clone(),
                         products_per_connection: config.products_per_connection,

@@ -137,6 +137,7 @@ impl Setup {
         let feed = Feed::start(config, creds.map(Arc::new), &products, engine.handle(), (0, 1), None)
             .await
             .expect("feed");
+        feed.release();
         Setup {
             fake,
             engine,

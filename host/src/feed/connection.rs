@@ -325,7 +325,7 @@ impl Reader<'_> {
                 }
                 self.live.trades(&self.batch, horizon_start_ms, &self.shared.live_from);
                 if !self.batch.is_empty() {
-                    // Held until the engine is restored (Feed::start_held).
+                    // Held until the engine is restored (Feed::release).
                     if !*self.shared.open.borrow() {
                         let mut open = self.shared.open.clone();
                         let _ = open.wait_for(|o| *o).await;

@@ -100,7 +100,7 @@ pub(crate) struct Shared {
     credentials: Option<Arc<Credentials>>,
     /// Where each product's live trades begin is told here (once per product).
     live_from: Option<mpsc::UnboundedSender<LiveFrom>>,
-    /// Trades go to the engine once this is true (see [`Feed::start_held`]).
+    /// Trades go to the engine once this is true (see [`Feed::release`]).
     open: watch::Receiver<bool>,
 }
 
@@ -145,25 +145,13 @@ impl Feed {
     /// Register `products` with the engine and start their connections.
     /// Returns at once; connections come up in the background. The minute
     /// each product's live trades begin in is sent to `live_from`.
+    ///
+    /// No trade reaches the engine before [`Feed::release`]: the connections
+    /// connect and subscribe (paced, which takes seconds with many of them)
+    /// while the engine is restored, and a connection holding trades reads no
+    /// further (the exchange's socket buffers, as with the engine's own
+    /// backpressure).
     pub async fn start(
-        config: FeedConfig,
-        credentials: Option<Arc<Credentials>>,
-        products: &[String],
-        engine: EngineHandle,
-        shard: (u32, u32),
-        live_from: Option<mpsc::UnboundedSender<LiveFrom>>,
-    ) -> Result<Feed, FeedError> {
-        let feed = Self::start_held(config, credentials, products, engine, shard, live_from).await?;
-        feed.release();
-        Ok(feed)
-    }
-
-    /// [`Feed::start`], but no trade reaches the engine before
-    /// [`Feed::release`]: the connections connect and subscribe (paced, which
-    /// takes seconds with many of them) while the engine is restored, and a
-    /// connection holding trades reads no further (the exchange's socket
-    /// buffers, as with the engine's own backpressure).
-    pub async fn start_held(
         config: FeedConfig,
         credentials: Option<Arc<Credentials>>,
         products: &[String],
