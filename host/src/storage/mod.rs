@@ -4,7 +4,8 @@
 //! - [`migrate`]: the SQL of `migrations/`, applied at start under an advisory lock;
 //! - [`writer`]: engine updates → coalesced, set-based upserts, retried through outages;
 //! - [`upsert`]: the statements the writer (and the benchmark) run;
-//! - [`restore`]: the horizon's 1m candles → the component, before the feed starts;
+//! - [`restore`]: the horizon's 1m candles → the component, before the feed's trades;
+//! - [`numeric`]: `NUMERIC` read in binary straight into a `Fixed` (the restore's reads);
 //! - [`candles`]: stored candles for `GET /api/candles` and the audit;
 //! - [`repairs`], [`coverage`]: the windows waiting for REST and what the
 //!   backfill covered, kept across restarts;
@@ -22,6 +23,7 @@ mod error;
 pub mod fleet_ops;
 pub mod instances;
 pub mod migrate;
+pub mod numeric;
 pub mod outbox;
 pub mod pairs;
 pub mod repairs;

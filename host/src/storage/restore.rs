@@ -1,4 +1,4 @@
-//! Restart recovery: before the feed starts, the 1-minute candles stored
+//! Restart recovery: before the feed's trades flow, the 1-minute candles stored
 //! within the horizon (the current and the previous UTC day by default) are
 //! read back and given to the component as `restore` candles. The component
 //! rebuilds every rollup from them, and the last trade id of each minute lets
@@ -99,8 +99,8 @@ pub async fn restore(
                     let client = pool.get().await?;
                     let statement = client
                         .prepare_cached(
-                            r#"SELECT product_id, extract(epoch FROM "timestamp")::int8, open::text, high::text,
-                                  low::text, close::text, volume::text, trades, last_trade_id, complete
+                            r#"SELECT product_id, extract(epoch FROM "timestamp")::int8, open, high,
+                                  low, close, volume, trades, last_trade_id, complete
                            FROM live_candles
                            WHERE exchange = $1 AND granularity = 'ONE_MINUTE' AND product_id = ANY($2)
                              AND "timestamp" >= to_timestamp($3::int8)
@@ -171,8 +171,8 @@ pub async fn complete_the_open(
         .query(
             &format!(
                 r#"SELECT DISTINCT ON (m.product_id, m."timestamp")
-                          m.product_id, extract(epoch FROM m."timestamp")::int8, m.open::text, m.high::text,
-                          m.low::text, m.close::text, m.volume::text, m.trades, m.last_trade_id, m.complete
+                          m.product_id, extract(epoch FROM m."timestamp")::int8, m.open, m.high,
+                          m.low, m.close, m.volume, m.trades, m.last_trade_id, m.complete
                    FROM live_candles b
                    CROSS JOIN LATERAL (SELECT CASE b.granularity::text {seconds} END AS seconds) d
                    JOIN LATERAL (
@@ -261,9 +261,11 @@ fn candle(row: &tokio_postgres::Row, ids: &HashMap<String, u32>) -> Result<Candl
     let product: &str = row.get(0);
     let bad = |what: &str| StorageError::BadRow(format!("{product}: {what}"));
     let product = *ids.get(product).ok_or_else(|| bad("unknown product"))?;
+    // NUMERIC in its binary form, straight into a Fixed (storage::numeric).
     let value = |i: usize| -> Result<Fixed, StorageError> {
-        let text: &str = row.get(i);
-        text.parse().map_err(|e| bad(&format!("{text}: {e}")))
+        row.try_get::<_, super::numeric::Numeric>(i)
+            .map(|n| n.0)
+            .map_err(|e| bad(&format!("column {i}: {e}")))
     };
     let last_trade_id: Option<i64> = row.get(8);
     let candle = Candle {
