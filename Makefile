@@ -61,8 +61,9 @@ test: components browser-deps test-deps timescaledb fuzz-build
 	$(CARGO) test --workspace --exclude spot-guest $(addprefix --exclude ,$(TEST_COMPONENTS))
 	fuzz/run.sh $(FUZZ_TEST_SECONDS)
 	@if [ -e $(TIMESCALEDB_CONTROL) ]; then \
-		echo "the storage and end-to-end tests again, on TimescaleDB"; \
-		SPOT_TEST_TIMESCALEDB=1 $(CARGO) test -p spot-host --test storage --test e2e; \
+		echo "the storage and end-to-end tests again, on TimescaleDB (same packages as above: nothing is compiled again)"; \
+		SPOT_TEST_TIMESCALEDB=1 $(CARGO) test --workspace --exclude spot-guest $(addprefix --exclude ,$(TEST_COMPONENTS)) \
+			--test storage --test e2e; \
 	else \
 		echo "TimescaleDB is not installed and $(TIMESCALEDB_SRC) is missing: the TimescaleDB runs are skipped"; \
 	fi
