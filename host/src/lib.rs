@@ -12,6 +12,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod errors;
 pub mod feed;
 pub mod fleet;
 pub mod histogram;

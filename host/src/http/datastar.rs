@@ -76,7 +76,7 @@ impl Datastar {
                     outcome => {
                         let why = match outcome {
                             Ok(r) => format!("answered {}", r.status()),
-                            Err(e) => error_chain(&e),
+                            Err(e) => crate::errors::chain(&e),
                         };
                         if this.state.swap(UNREACHABLE, Ordering::Relaxed) != UNREACHABLE {
                             tracing::warn!(
@@ -91,17 +91,6 @@ impl Datastar {
             }
         }))
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]
