@@ -79,10 +79,20 @@ impl Cors {
     }
 }
 
+/// `scheme://host[:port]` of an absolute http(s) URL; `None` for a relative
+/// one (served from this origin) or anything else.
+pub fn origin(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
+    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let host = &rest[..host_end];
+    let ok = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    ok.then(|| &url[..url.len() - rest.len() + host_end])
+}
+
 /// The middleware of `/stream` and `/api/*`: preflights are answered here,
 /// other requests get the allow headers added to their response.
 pub async fn layer(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let origin = origin(request.headers());
+    let origin = request_origin(request.headers());
     if request.method() == Method::OPTIONS {
         return preflight(&state.cors, origin.as_deref(), request.headers());
     }
@@ -91,7 +101,7 @@ pub async fn layer(State(state): State<Arc<AppState>>, request: Request, next: N
     response
 }
 
-fn origin(headers: &HeaderMap) -> Option<String> {
+fn request_origin(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())

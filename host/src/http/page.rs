@@ -41,21 +41,13 @@ pub async fn page(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -
 /// documents), styles from this origin, connections (the stream) to it, no
 /// frames, no plugins, forms only to it.
 pub fn content_security_policy(datastar_url: &str) -> String {
-    let datastar = origin(datastar_url).map(|o| format!(" {o}")).unwrap_or_default();
+    let datastar = super::cors::origin(datastar_url)
+        .map(|o| format!(" {o}"))
+        .unwrap_or_default();
     format!(
         "default-src 'none'; script-src 'self'{datastar} 'unsafe-eval'; style-src 'self'; \
          connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
-}
-
-/// `scheme://host[:port]` of an absolute http(s) URL; `None` for a relative
-/// one (served from this origin) or anything else.
-fn origin(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
-    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let host = &rest[..host_end];
-    let ok = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
-    ok.then(|| &url[..url.len() - rest.len() + host_end])
 }
 
 /// What the page shows: one product, its cards' granularities and the
@@ -271,10 +263,9 @@ mod tests {
         );
         let local = content_security_policy("/static/datastar.js");
         assert!(local.contains("script-src 'self' 'unsafe-eval';"), "{local}");
-        assert_eq!(origin("http://127.0.0.1:9/d.js"), Some("http://127.0.0.1:9"));
         // Nothing that could end the directive or add another source.
-        assert_eq!(origin("https://evil.example; script-src *"), None);
-        assert_eq!(origin("javascript:alert(1)"), None);
+        let evil = content_security_policy("https://evil.example; script-src *");
+        assert!(evil.contains("script-src 'self' 'unsafe-eval';"), "{evil}");
     }
 
     #[test]
