@@ -9,7 +9,7 @@ COMPONENT_PATH ?= $(COMPONENT_DIR)/spot_guest.wasm
 TEST_COMPONENTS := spot-test-misbehave spot-test-wrong-contract spot-test-foreign-import \
 	spot-test-bad-output spot-test-ingest-floor spot-test-hostile-element spot-test-hungry
 
-.PHONY: run demo build test components toolchain browser-deps test-deps timescaledb fuzz-deps fuzz-build fuzz bench soak lint fmt clean
+.PHONY: run demo build test components toolchain browser-deps test-deps nchan-deps timescaledb fuzz-deps fuzz-build fuzz bench soak lint fmt clean
 
 DEV_PG_DIR ?= data/postgres
 DEV_PG_PORT ?= 5433
@@ -143,7 +143,7 @@ components: toolchain
 ## x a day at the default REST rate against its bound), and the fleet (a
 ## shard's engine output to a replica's SSE client through PostgreSQL, at
 ## 1,000 and 10,000 candle updates/s, against the shard's own clients).
-bench: components test-deps
+bench: components test-deps nchan-deps
 	$(CARGO) bench -p spot-host --bench engine
 	$(CARGO) bench -p spot-host --bench storage
 	$(CARGO) bench -p spot-host --bench fanout -- 1000 10000
@@ -151,6 +151,14 @@ bench: components test-deps
 	$(CARGO) bench -p spot-host --bench pipeline
 	$(CARGO) bench -p spot-host --bench history
 	$(CARGO) bench -p spot-host --bench fleet
+
+## The fan-out bench's peer: Debian's nginx and libnginx-mod-nchan
+## (installed with apt when missing), run privately by the bench.
+nchan-deps:
+	@test -x /usr/sbin/nginx && test -e /usr/lib/nginx/modules/ngx_nchan_module.so || { \
+		echo "installing Debian's nginx and libnginx-mod-nchan"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+			--no-install-recommends nginx libnginx-mod-nchan >/dev/null; }
 
 ## The soak (not part of test): SOAK_MINUTES at 2,000 trades/s over 900
 ## products, 1,000 churning SSE clients, a swap every 5 minutes; slopes of

@@ -19,13 +19,13 @@
 //! with p99 ≤ 100 ms), and the ratio spot / nchan of each.
 //!
 //! `cargo bench -p spot-host --bench fanout -- 1000 10000` (client counts).
-//! nginx and the module are installed with apt when missing. Reports; asserts
-//! nothing.
+//! `make bench` installs nginx and the module with apt when missing (`make
+//! nchan-deps`). Reports; asserts nothing.
 
 mod common;
 
-use common::{cpu_seconds, rss_kb};
-use std::io::{BufRead, BufReader, Write};
+use common::{Peer, cpu_seconds, rss_kb};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -68,7 +68,7 @@ fn main() {
     }
     let counts: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let counts = if counts.is_empty() { vec![1_000, 10_000] } else { counts };
-    let nginx = match Nginx::ensure_installed() {
+    let nginx = match Nginx::installed() {
         Ok(()) => true,
         Err(e) => {
             println!("nchan: not measured ({e})");
@@ -260,7 +260,7 @@ fn run(server: Server, n: usize, rates: &[u64]) -> Vec<Figures> {
                 (target, vec![std::process::id()], Publisher::Spot(spot))
             }
             Server::Nchan => {
-                let nginx = Nginx::start().expect("nginx");
+                let nginx = Nginx::start().await.expect("nginx");
                 let target = format!("nchan:{}", nginx.addr);
                 let pids = nginx.pids();
                 (target, pids, Publisher::Nchan(nginx))
@@ -271,15 +271,8 @@ fn run(server: Server, n: usize, rates: &[u64]) -> Vec<Figures> {
             Server::Spot => rss_kb(),
             Server::Nchan => rss(&pids),
         };
-        let mut child = Command::new(std::env::current_exe().expect("exe"))
-            .args(["--clients", &target, &n.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("client process");
-        let mut to = child.stdin.take().expect("stdin");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let ready = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+        let mut clients = Peer::spawn(&["--clients", &target, &n.to_string()]);
+        let ready = clients.read();
         assert_eq!(ready, "connected", "clients: {ready}");
         tokio::time::sleep(Duration::from_millis(500)).await;
         let pids = match &publisher {
@@ -297,7 +290,7 @@ fn run(server: Server, n: usize, rates: &[u64]) -> Vec<Figures> {
             let seconds = if rates.len() > 1 { SATURATION_SECONDS } else { SECONDS };
             let cpu_before: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
             let publisher_before = cpu_seconds(std::process::id());
-            let _ = writeln!(to, "start");
+            assert_eq!(clients.ask("start"), "ok");
             let started = Instant::now();
             publisher.publish(rate, Duration::from_secs(seconds)).await;
             let wall = started.elapsed().as_secs_f64();
@@ -305,8 +298,7 @@ fn run(server: Server, n: usize, rates: &[u64]) -> Vec<Figures> {
             tokio::time::sleep(Duration::from_millis(300)).await;
             let cpu: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>() - cpu_before;
             let publisher_cpu = cpu_seconds(std::process::id()) - publisher_before;
-            let _ = writeln!(to, "report");
-            let report = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+            let report = clients.ask("report");
             let mut f = report.split_whitespace().map(|v| v.parse::<f64>().unwrap_or(0.0));
             let (events, p50_us, p99_us) = (
                 f.next().unwrap_or(0.0),
@@ -322,9 +314,7 @@ fn run(server: Server, n: usize, rates: &[u64]) -> Vec<Figures> {
                 idle_kb_per_client: idle_kb as f64 / n as f64,
             });
         }
-        drop(to);
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(clients);
         publisher.stop().await;
         out
     })
@@ -472,40 +462,19 @@ const NCHAN_MODULE: &str = "/usr/lib/nginx/modules/ngx_nchan_module.so";
 const NGINX: &str = "/usr/sbin/nginx";
 
 impl Nginx {
-    /// nginx and the nchan module, installed with apt when missing (as the
-    /// browser test does Chromium).
-    fn ensure_installed() -> Result<(), String> {
+    /// Whether nginx and the nchan module are installed (`make bench`
+    /// installs them with `make nchan-deps`, as `make test` does Chromium).
+    fn installed() -> Result<(), String> {
         if Path::new(NGINX).exists() && Path::new(NCHAN_MODULE).exists() {
-            return Ok(());
-        }
-        println!("installing Debian's nginx and libnginx-mod-nchan for the fan-out comparison");
-        let sudo = if is_root() { vec![] } else { vec!["sudo"] };
-        let apt = |args: &[&str]| {
-            let mut c = Command::new(sudo.first().copied().unwrap_or("apt-get"));
-            if !sudo.is_empty() {
-                c.arg("apt-get");
-            }
-            c.args(args).env("DEBIAN_FRONTEND", "noninteractive").status()
-        };
-        apt(&["update", "-qq"]).map_err(|e| e.to_string())?;
-        let ok = apt(&[
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "nginx",
-            "libnginx-mod-nchan",
-        ])
-        .map_err(|e| e.to_string())?
-        .success();
-        if ok && Path::new(NCHAN_MODULE).exists() {
             Ok(())
         } else {
-            Err("apt-get could not install nginx and libnginx-mod-nchan".into())
+            Err(format!(
+                "{NGINX} or {NCHAN_MODULE} is missing: `make nchan-deps` installs them"
+            ))
         }
     }
 
-    fn start() -> std::io::Result<Nginx> {
+    async fn start() -> std::io::Result<Nginx> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../target/nchan-bench-{}", std::process::id()));
@@ -558,27 +527,21 @@ http {{
             .spawn()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
             if Instant::now() > deadline {
                 return Err(std::io::Error::other("nginx did not listen"));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // Every channel has a message, as every spot product has a candle.
-        let rt = tokio::runtime::Handle::current();
-        let publisher = tokio::task::block_in_place(|| {
-            rt.block_on(async {
-                let mut connections = Vec::new();
-                for _ in 0..8 {
-                    connections.push(tokio::sync::Mutex::new(tokio::net::TcpStream::connect(addr).await?));
-                }
-                let publisher = NchanPublisher { connections };
-                for p in 0..PRODUCTS {
-                    publisher.post(p % 8, p, now_us()).await;
-                }
-                Ok::<_, std::io::Error>(publisher)
-            })
-        })?;
+        let mut connections = Vec::new();
+        for _ in 0..8 {
+            connections.push(tokio::sync::Mutex::new(tokio::net::TcpStream::connect(addr).await?));
+        }
+        let publisher = NchanPublisher { connections };
+        for p in 0..PRODUCTS {
+            publisher.post(p % 8, p, now_us()).await;
+        }
         Ok(Nginx {
             addr,
             dir,
@@ -682,21 +645,10 @@ impl NchanPublisher {
     }
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// The client process: `n` SSE connections to `target` (`spot:ADDR` or
-/// `nchan:ADDR`), each on one product; prints "connected", then for each
-/// "start" line on stdin starts counting and for each "report" line prints
-/// `events p50_us p99_us` of what arrived since.
+/// `nchan:ADDR`), each on one product; prints "connected", then answers
+/// "start" (counting from now: `ok`) and "report" (`events p50_us p99_us` of
+/// what arrived since).
 fn clients(target: &str, n: usize) {
     let (kind, addr) = target.split_once(':').expect("kind:addr");
     let addr: SocketAddr = addr.parse().expect("addr");
@@ -757,18 +709,15 @@ fn clients(target: &str, n: usize) {
         let _ = connected.acquire_many(n as u32).await.expect("connected");
         println!("connected");
         let _ = std::io::stdout().flush();
-        let stdin = std::io::stdin();
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if stdin.lock().read_line(&mut line).unwrap_or(0) == 0 {
-                break;
-            }
-            match line.trim() {
+        let mut lines = common::StdinLines::new();
+        while let Some(line) = lines.next().await {
+            match line {
                 "start" => {
                     for v in &all {
                         v.lock().expect("lock").clear();
                     }
+                    println!("ok");
+                    let _ = std::io::stdout().flush();
                 }
                 "report" => {
                     let mut l: Vec<i64> = all.iter().flat_map(|v| v.lock().expect("lock").clone()).collect();
