@@ -38,6 +38,18 @@ pub struct RefCandle {
     pub trades: u32,
 }
 
+impl RefCandle {
+    /// Whether a stored candle is this one: its `start`, then its open,
+    /// high, low, close and volume as decimal text.
+    pub fn is_stored_as(&self, start: i64, ohlcv: [&str; 5]) -> bool {
+        self.start == start
+            && [self.open, self.high, self.low, self.close, self.volume]
+                .iter()
+                .zip(ohlcv)
+                .all(|(v, text)| v.to_string() == text)
+    }
+}
+
 struct Book {
     name: Arc<str>,
     next_id: u64,

@@ -291,24 +291,10 @@ fn fake_process(products: usize) {
             m.stamp_prices(true);
         });
         println!("ready {} {}", fake.ws_url(), fake.rest_url());
-        let mut market: Option<tokio::task::JoinHandle<()>> = None;
+        let mut market = common::Market::new(FRAME);
         let mut lines = common::StdinLines::new();
         while let Some(line) = lines.next().await {
-            let mut words = line.split_whitespace();
-            match (words.next(), words.next()) {
-                (Some("rate"), Some(r)) => {
-                    if let Some(m) = market.take() {
-                        m.abort();
-                    }
-                    let r: u64 = r.parse().unwrap_or(0);
-                    if r > 0 {
-                        market = Some(fake.run_market_every(r, FRAME));
-                    }
-                    println!("ok");
-                }
-                (Some("made"), _) => println!("{}", fake.made()),
-                _ => println!("?"),
-            }
+            println!("{}", market.answer(&fake, line).unwrap_or_else(|| "?".into()));
         }
     });
 }

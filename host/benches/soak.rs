@@ -271,25 +271,14 @@ fn fake_process(products: usize) {
         .await
         .expect("fake");
         println!("ready {} {}", fake.ws_url(), fake.rest_url());
-        let mut market: Option<tokio::task::JoinHandle<()>> = None;
+        let mut market = common::Market::new(FRAME);
         let mut lines = common::StdinLines::new();
         while let Some(line) = lines.next().await {
-            let mut words = line.split_whitespace();
-            match (words.next(), words.next()) {
-                (Some("rate"), Some(r)) => {
-                    if let Some(m) = market.take() {
-                        m.abort();
-                    }
-                    let r: u64 = r.parse().unwrap_or(0);
-                    if r > 0 {
-                        market = Some(fake.run_market_every(r, FRAME));
-                    }
-                    println!("ok");
-                }
-                (Some("made"), _) => println!("{}", fake.made()),
-                (Some("compare"), Some(url)) => println!("{}", compare(&fake, products, url).await),
-                _ => println!("?"),
-            }
+            let answer = match line.strip_prefix("compare ") {
+                Some(url) => compare(&fake, products, url).await,
+                None => market.answer(&fake, line).unwrap_or_else(|| "?".into()),
+            };
+            println!("{answer}");
         }
     });
 }
@@ -306,14 +295,10 @@ async fn compare(fake: &Fake, products: usize, url: &str) -> String {
                 .expect("stored candles");
             checked += want.len().max(have.len());
             let same = want.len() == have.len()
-                && want.iter().zip(&have).all(|(w, h)| {
-                    w.start == h.timestamp
-                        && w.open.to_string() == h.open
-                        && w.high.to_string() == h.high
-                        && w.low.to_string() == h.low
-                        && w.close.to_string() == h.close
-                        && w.volume.to_string() == h.volume
-                });
+                && want
+                    .iter()
+                    .zip(&have)
+                    .all(|(w, h)| w.is_stored_as(h.timestamp, [&h.open, &h.high, &h.low, &h.close, &h.volume]));
             if !same {
                 differ += 1;
                 first.get_or_insert_with(|| {

@@ -59,6 +59,39 @@ impl StdinLines {
     }
 }
 
+/// The fake's market as a parent drives it in a child process: `rate N`
+/// (trades/s from now, in frames every `frame`; answers `ok`) and `made`
+/// (trades so far).
+pub struct Market {
+    running: Option<tokio::task::JoinHandle<()>>,
+    frame: std::time::Duration,
+}
+
+impl Market {
+    pub fn new(frame: std::time::Duration) -> Self {
+        Market { running: None, frame }
+    }
+
+    /// The answer to `line` when it is one of the market's commands.
+    pub fn answer(&mut self, fake: &spot_fake_coinbase::Fake, line: &str) -> Option<String> {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("rate"), Some(r)) => {
+                if let Some(m) = self.running.take() {
+                    m.abort();
+                }
+                let r: u64 = r.parse().unwrap_or(0);
+                if r > 0 {
+                    self.running = Some(fake.run_market_every(r, self.frame));
+                }
+                Some("ok".into())
+            }
+            (Some("made"), _) => Some(fake.made().to_string()),
+            _ => None,
+        }
+    }
+}
+
 /// A child process this binary runs, talking in lines.
 pub struct Peer {
     pub child: Child,

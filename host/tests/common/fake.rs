@@ -197,14 +197,10 @@ pub async fn stored_differences_from(
                 .await
                 .expect("history");
             let same = want.len() == have.len()
-                && want.iter().zip(&have).all(|(w, h)| {
-                    w.start == h.timestamp
-                        && w.open.to_string() == h.open
-                        && w.high.to_string() == h.high
-                        && w.low.to_string() == h.low
-                        && w.close.to_string() == h.close
-                        && w.volume.to_string() == h.volume
-                });
+                && want
+                    .iter()
+                    .zip(&have)
+                    .all(|(w, h)| w.is_stored_as(h.timestamp, [&h.open, &h.high, &h.low, &h.close, &h.volume]));
             if !same {
                 diff.push(format!("{p} {}: stored {have:?}\nwant {want:?}", g.name()));
             }
