@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use spot_fake_coinbase::{Fake, FakeConfig};
 use spot_host::config::Config;
+use spot_host::engine::TradeStage;
 use spot_host::hub::HubConfig;
 use spot_host::server::{Options, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -167,12 +168,14 @@ async fn drive(s: Settings) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let me = std::process::id();
     let mut best = None;
+    let mut breakdown = Vec::new();
     for rate in &s.rates {
         fake.ask(&format!("rate {rate}"));
         // Warm up: the queue settles at the new rate.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let made0: u64 = fake.ask("made").parse().unwrap_or(0);
         let done0 = engine.stats().trades.load(Relaxed);
+        let stages0 = Stages::read(&server);
         clients.ask("reset");
         probe.lock().expect("probe").clear();
         let cpu0 = cpu_seconds(me);
@@ -187,6 +190,7 @@ async fn drive(s: Settings) {
         let wall = started.elapsed().as_secs_f64();
         let made = fake.ask("made").parse::<u64>().unwrap_or(0) - made0;
         let done = engine.stats().trades.load(Relaxed) - done0;
+        let stages = Stages::read(&server).since(&stages0);
         let cpu = cpu_seconds(me) - cpu0;
         let cpu_fake = cpu_seconds(fake.child.id()) - fake0;
         let cpu_clients = cpu_seconds(clients.child.id()) - clients0;
@@ -196,7 +200,8 @@ async fn drive(s: Settings) {
         let report = clients.ask("report");
         let lat: Vec<f64> = report.split_whitespace().filter_map(|v| v.parse().ok()).collect();
         let at = |i: usize| lat.get(i).copied().unwrap_or(f64::NAN);
-        let (p50, p99, max) = (at(0), at(1), at(2));
+        let (p50, p99, max, mean) = (at(0), at(1), at(2), at(4));
+        breakdown.push(format!("| {rate} | {mean:.2} ms | {} |", stages.row(wall)));
         let (server50, server99) = {
             let mut v = probe.lock().expect("probe");
             (percentile_ms(&mut v, 0.5), percentile_ms(&mut v, 0.99))
@@ -225,6 +230,19 @@ async fn drive(s: Settings) {
         }
     }
     fake.ask("rate 0");
+    println!(
+        "\nwhere the time goes (means, ms): the engine's stages per trade (a call's time counts for each trade \
+         in it), then per event the wait in the client's mailbox (from the put, during the publish, to the write \
+         by the publisher or the woken stream); the engine thread's time on a core and waiting for one, as shares \
+         of the window. The rest of the latency: the fake's send and the client's read (loopback, same cores)"
+    );
+    println!(
+        "| offered/s | mean, to the client's read | feed read → call (parse, queue) | ingest | render + check | publish (puts, the publisher's writes) | in the mailbox | engine thread: on a core / waiting |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for row in &breakdown {
+        println!("{row}");
+    }
     match best {
         Some(b) => println!("highest sustained: {b:.0} trades/s end to end"),
         None => println!("no rate was sustained"),
@@ -266,6 +284,73 @@ fn probe(hub: &spot_host::hub::Hub, products: usize) -> Arc<std::sync::Mutex<Vec
         });
     }
     samples
+}
+
+/// The server's counters of where a trade's time goes, and its engine
+/// thread's scheduling.
+#[derive(Default)]
+struct Stages {
+    trades: u64,
+    /// Per [`TradeStage`], summed over trades (ns).
+    stages: Vec<u64>,
+    events: u64,
+    waited: u64,
+    /// `(on a core, waiting for one)`, ns, of the engine's thread.
+    engine_thread: (u64, u64),
+}
+
+impl Stages {
+    fn read(server: &Server) -> Self {
+        let engine = server.engine();
+        let e = engine.stats();
+        let h = server.hub().stats();
+        Stages {
+            trades: e.trades.load(Relaxed),
+            stages: TradeStage::ALL.iter().map(|s| e.trade_nanos(*s)).collect(),
+            events: h.events.load(Relaxed),
+            waited: h.waited_nanos.load(Relaxed),
+            engine_thread: thread_schedule("spot-engine"),
+        }
+    }
+
+    fn since(&self, before: &Stages) -> Stages {
+        let d = |a: (u64, u64), b: (u64, u64)| (a.0 - b.0, a.1 - b.1);
+        Stages {
+            trades: self.trades - before.trades,
+            stages: self.stages.iter().zip(&before.stages).map(|(a, b)| a - b).collect(),
+            events: self.events - before.events,
+            waited: self.waited - before.waited,
+            engine_thread: d(self.engine_thread, before.engine_thread),
+        }
+    }
+
+    /// The breakdown's cells after the mean (see the table's head).
+    fn row(&self, wall: f64) -> String {
+        let per = |n: u64, of: u64| format!("{:.2}", n as f64 / of.max(1) as f64 / 1e6);
+        let mut cells: Vec<String> = self.stages.iter().map(|n| per(*n, self.trades)).collect();
+        cells.push(per(self.waited, self.events));
+        let share = |ns: u64| 100.0 * ns as f64 / 1e9 / wall;
+        let (on, waiting) = self.engine_thread;
+        cells.push(format!("{:.0}% / {:.0}%", share(on), share(waiting)));
+        cells.join(" | ")
+    }
+}
+
+/// `(on a core, waiting for one)`, ns, of this process's thread named `name`
+/// (`/proc/self/task/*/schedstat`; zeros when there is none).
+fn thread_schedule(name: &str) -> (u64, u64) {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return (0, 0);
+    };
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            let mut v = stat.split_whitespace().map(|x| x.parse::<u64>().unwrap_or(0));
+            return (v.next().unwrap_or(0), v.next().unwrap_or(0));
+        }
+    }
+    (0, 0)
 }
 
 /// `--fake PRODUCTS`: the fake Coinbase with price-stamped trades. Prints
@@ -371,8 +456,9 @@ fn clients_process(addr: &str, n: usize, products: usize) {
         while let Some(line) = lines.next().await {
             let mut l = latencies.lock().expect("lock");
             if line == "report" {
+                let mean = l.iter().sum::<i64>() as f64 / l.len().max(1) as f64 / 1e3;
                 println!(
-                    "{:.3} {:.3} {:.3} {}",
+                    "{:.3} {:.3} {:.3} {} {mean:.3}",
                     percentile_ms(&mut l, 0.5),
                     percentile_ms(&mut l, 0.99),
                     percentile_ms(&mut l, 1.0),

@@ -148,6 +148,7 @@ async fn writer(
         for chunk in rows.chunks(56) {
             fed += chunk.len();
             let out = EngineOutput {
+                more: false,
                 cause: Cause::Trades,
                 updates: chunk
                     .iter()

@@ -506,3 +506,61 @@ async fn a_state_past_the_default_hostcall_limit_exports_and_imports() {
     let exported = inst.export_state().expect("export");
     assert!(exported == state, "the exported state differs from the imported one");
 }
+
+#[tokio::test]
+async fn a_large_batch_goes_out_in_pieces_of_whole_products_and_its_time_is_counted_by_stage() {
+    use spot_host::engine::TradeStage;
+    let loader = loader();
+    let engine = start(&loader, load(&loader, "spot_guest"), config());
+    let h = engine.handle();
+    let names = product_names(100);
+    let mut rx = h.subscribe(1024).await.unwrap();
+    h.register_products(&names).await.unwrap();
+    // One trade of each of 100 products: 800 updates in one call.
+    let trades: Vec<Trade> = market(100, 2_000, 11)
+        .into_iter()
+        .fold(Vec::new(), |mut seen: Vec<Trade>, t| {
+            if !seen.iter().any(|s| s.product == t.product) {
+                seen.push(t);
+            }
+            seen
+        });
+    assert_eq!(trades.len(), 100);
+    // The frame was read 50 ms ago: that wait counts for each of its trades.
+    let read = std::time::Instant::now() - std::time::Duration::from_millis(50);
+    h.trades_received(trades.clone(), read).await.unwrap();
+    h.barrier().await.unwrap();
+
+    let outputs = drain(&mut rx);
+    assert!(
+        outputs.len() >= 3,
+        "800 updates in pieces of about 256: {} outputs",
+        outputs.len()
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    let mut product_in = std::collections::BTreeMap::new();
+    for (i, out) in outputs.iter().enumerate() {
+        for u in &out.updates {
+            assert!(
+                seen.insert((u.candle.product, u.candle.granularity)),
+                "an update went out twice"
+            );
+            // A product's candles are all in one piece (one event per client).
+            assert_eq!(*product_in.entry(u.candle.product).or_insert(i), i);
+            assert_eq!(u.element, spot_rules::render::element(&u.candle, &u.product).as_bytes());
+        }
+    }
+    assert_eq!(seen.len(), 100 * 8);
+
+    let stats = h.stats();
+    let ns = |s| stats.trade_nanos(s);
+    assert!(
+        ns(TradeStage::Queue) >= 100 * 50_000_000,
+        "queue: {} ns",
+        ns(TradeStage::Queue)
+    );
+    for stage in [TradeStage::Ingest, TradeStage::Render, TradeStage::Publish] {
+        assert!(ns(stage) > 0, "{} not counted", stage.name());
+    }
+    engine.shutdown().await;
+}

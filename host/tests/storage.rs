@@ -107,6 +107,7 @@ fn candle(granularity: Granularity, start: i64, price: Fixed, volume: Fixed, tra
 
 fn output(cause: Cause, updates: Vec<(Arc<str>, Candle)>) -> Arc<EngineOutput> {
     Arc::new(EngineOutput {
+        more: false,
         cause,
         updates: updates
             .into_iter()

@@ -38,7 +38,7 @@ pub use runtime::OutputSink;
 pub use sandbox::{Limits, Sandbox};
 pub use shadow::ShadowReport;
 use spot_wire::{Candle, Gap, Trade};
-pub use stats::{ComponentSummary, Stats, StatsSnapshot, Status};
+pub use stats::{ComponentSummary, Stats, StatsSnapshot, Status, TradeStage};
 use tokio::sync::{mpsc, oneshot};
 
 use runtime::{Command, Runtime};
@@ -114,7 +114,8 @@ pub struct GapReport {
     pub gap: Gap,
 }
 
-/// What one input produced; shared by every subscriber.
+/// What one input produced (or a piece of it: see `more`); shared by every
+/// subscriber.
 #[derive(Debug, Clone)]
 pub struct EngineOutput {
     pub cause: Cause,
@@ -122,6 +123,9 @@ pub struct EngineOutput {
     pub gaps: Vec<GapReport>,
     pub duplicates: u32,
     pub ignored: u32,
+    /// More pieces of the same input follow (a large outcome of live trades
+    /// goes out in pieces); the engine is rendering the next meanwhile.
+    pub more: bool,
 }
 
 /// The result of a swap.
@@ -288,7 +292,14 @@ impl EngineHandle {
 
     /// Queue a batch of trades (waits while the queue is full).
     pub async fn trades(&self, trades: Vec<Trade>) -> Result<(), EngineError> {
-        self.send(Command::Trades(trades)).await
+        self.trades_received(trades, std::time::Instant::now()).await
+    }
+
+    /// Queue a batch of trades that arrived at `received` (the feed's read of
+    /// its frame): the wait from then to the batch's call is counted in
+    /// [`Stats::trade_nanos`].
+    pub async fn trades_received(&self, trades: Vec<Trade>, received: std::time::Instant) -> Result<(), EngineError> {
+        self.send(Command::Trades(trades, received)).await
     }
 
     /// Apply authoritative 1-minute candles and wait until they are applied.

@@ -124,7 +124,7 @@ impl Shadow {
 
     /// Feed the shadow the input the active component just took, and compare
     /// its updates and their elements with what the active emitted.
-    pub fn follow(&mut self, entry: &Entry, active: Option<&EngineOutput>, name: impl Fn(u32) -> String) {
+    pub fn follow(&mut self, entry: &Entry, active: &[Arc<EngineOutput>], name: impl Fn(u32) -> String) {
         if Instant::now() >= self.until {
             // Time is up: free the instance, keep the findings.
             self.instance = None;
@@ -146,13 +146,10 @@ impl Shadow {
         };
         self.inputs += 1;
         let ours: HashMap<Key, (&Candle, &[u8])> = active
-            .map(|o| {
-                o.updates
-                    .iter()
-                    .map(|u| (key(&u.candle), (&u.candle, &u.element[..])))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .iter()
+            .flat_map(|o| o.updates.iter())
+            .map(|u| (key(&u.candle), (&u.candle, &u.element[..])))
+            .collect();
         let theirs: HashMap<Key, (&Candle, &str)> = theirs
             .iter()
             .zip(&elements)

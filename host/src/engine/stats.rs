@@ -35,12 +35,64 @@ pub struct Stats {
     pub call_nanos: AtomicU64,
     /// The wall time of each such call, seconds.
     pub call_seconds: crate::histogram::Histogram,
+    /// Where the trades' time went inside the engine, summed over trades (a
+    /// batch's time counts once per trade in it), ns, by [`TradeStage`]:
+    /// divided by `trades`, each is a trade's mean time in that stage.
+    pub trade_nanos: [AtomicU64; TradeStage::ALL.len()],
     /// Updates of buckets that were already complete, from trades that came
     /// late (a candle-quality signal; repairs are counted by the feed).
     pub late_revisions: AtomicU64,
     /// Other instances' candles rendered for this one's streams.
     pub fleet_rendered: AtomicU64,
     faults_by_kind: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// A stage of a trade's way through the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TradeStage {
+    /// From the feed's read of its frame to its call: parsing, the queue, and
+    /// the calls before it.
+    Queue = 0,
+    /// The component's `ingest` call (and the journal entry, and a
+    /// checkpoint when one is due).
+    Ingest = 1,
+    /// Rendering the changed candles and checking their elements.
+    Render = 2,
+    /// Handing the output out: the sinks (the hub's mailbox puts and its own
+    /// socket writes) and the subscribers' queues (the writer's).
+    Publish = 3,
+}
+
+impl TradeStage {
+    /// Every stage, in the order a trade goes through them.
+    pub const ALL: [TradeStage; 4] = [
+        TradeStage::Queue,
+        TradeStage::Ingest,
+        TradeStage::Render,
+        TradeStage::Publish,
+    ];
+
+    /// The name used in metrics and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            TradeStage::Queue => "queue",
+            TradeStage::Ingest => "ingest",
+            TradeStage::Render => "render",
+            TradeStage::Publish => "publish",
+        }
+    }
+}
+
+impl Stats {
+    /// Count `took` for each of `trades` trades in `stage`.
+    pub(crate) fn trade_time(&self, stage: TradeStage, trades: u64, took: std::time::Duration) {
+        self.trade_nanos[stage as usize].fetch_add(trades * took.as_nanos() as u64, Relaxed);
+    }
+
+    /// The summed time of `stage` (see [`Stats::trade_nanos`]).
+    pub fn trade_nanos(&self, stage: TradeStage) -> u64 {
+        self.trade_nanos[stage as usize].load(Relaxed)
+    }
 }
 
 /// A copy of the counters at one moment.

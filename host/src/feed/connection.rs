@@ -248,7 +248,7 @@ async fn session(conn: &Connection, shared: &Shared, stats: &ConnStats, live: &m
         };
         match next {
             Message::Text(text) => {
-                if let Some(end) = reader.frame(&text).await {
+                if let Some(end) = reader.frame(&text, std::time::Instant::now()).await {
                     return end;
                 }
             }
@@ -277,8 +277,8 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// Handle one text frame; `Some` ends the session.
-    async fn frame(&mut self, text: &str) -> Option<SessionEnd> {
+    /// Handle one text frame, read at `received`; `Some` ends the session.
+    async fn frame(&mut self, text: &str, received: std::time::Instant) -> Option<SessionEnd> {
         let feed: &FeedStats = &self.shared.stats;
         bump(&feed.frames);
         bump(&self.stats.frames);
@@ -334,7 +334,7 @@ impl Reader<'_> {
                     let batch = std::mem::take(&mut self.batch);
                     // Waits while the engine's queue is full: backpressure
                     // reaches the socket instead of growing a queue.
-                    if let Err(EngineError::Stopped) = self.shared.engine.trades(batch).await {
+                    if let Err(EngineError::Stopped) = self.shared.engine.trades_received(batch, received).await {
                         return Some(SessionEnd::EngineGone);
                     }
                     add(&feed.trades, n);

@@ -147,6 +147,19 @@ pub fn render(state: &AppState) -> String {
         "Time spent in component calls.",
         e.call_nanos as f64 / 1e9,
     );
+    o.family(
+        "spot_engine_trade_stage_seconds_total",
+        "counter",
+        "Where live trades' time went in the engine, summed over trades (a call's time counts once per trade in it); \
+         divided by spot_engine_trades_total, a trade's mean time in each stage.",
+    );
+    for stage in crate::engine::TradeStage::ALL {
+        o.sample(
+            "spot_engine_trade_stage_seconds_total",
+            &format!("stage=\"{}\"", stage.name()),
+            state.engine.stats().trade_nanos(stage) as f64 / 1e9,
+        );
+    }
     o.histogram(
         "spot_engine_call_seconds",
         "Wall time of each component call that applies an input (trades, repair, restore, clock).",
@@ -214,6 +227,13 @@ pub fn render(state: &AppState) -> String {
         "counter",
         "SSE events the hub wrote to a socket as it published (no stream task woken).",
         h.published_writes.load(Relaxed),
+    );
+    o.one(
+        "spot_sse_mailbox_wait_seconds_total",
+        "counter",
+        "How long the events' oldest updates waited in their clients' mailboxes (put to take), summed; \
+         divided by spot_sse_events_total, the mean wait.",
+        h.waited_nanos.load(Relaxed) as f64 / 1e9,
     );
     o.one(
         "spot_sse_skipped_states_total",

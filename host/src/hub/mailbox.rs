@@ -15,6 +15,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
@@ -50,16 +51,21 @@ struct Slots {
 }
 
 impl Slots {
-    /// The waiting states, in the order their keys first arrived; none wait now.
-    fn take_pending(&mut self) -> Vec<Element> {
-        self.waiting_since = None;
-        std::mem::take(&mut self.pending).into_iter().map(|(_, l)| l).collect()
+    /// The waiting states, in the order their keys first arrived, and how
+    /// long the oldest waited; none wait now.
+    fn take_pending(&mut self) -> (Vec<Element>, Duration) {
+        let waited = self.waiting_since.take().map_or(Duration::ZERO, |t| t.elapsed());
+        (
+            std::mem::take(&mut self.pending).into_iter().map(|(_, l)| l).collect(),
+            waited,
+        )
     }
 }
 
 /// What a take found.
 pub enum Taken {
-    Lines(Vec<Element>),
+    /// The states, and how long the oldest of them waited in the mailbox.
+    Lines(Vec<Element>, Duration),
     /// The end of an event already framed and partly written.
     Rest(Bytes),
     Nothing,
@@ -134,7 +140,8 @@ impl Mailbox {
             return Taken::Nothing;
         }
         s.writing = self.outlet.get().is_some();
-        Taken::Lines(s.take_pending())
+        let (lines, waited) = s.take_pending();
+        Taken::Lines(lines, waited)
     }
 
     /// What the last take returned has been written (or failed to be).
@@ -148,15 +155,16 @@ impl Mailbox {
         let _ = self.outlet.set(socket);
     }
 
-    /// The publisher's path: take what waits, frame it with `event`, and
+    /// The publisher's path: take what waits, frame it with `event` (given
+    /// how long the oldest state waited), and
     /// write it to the outlet if the socket takes it without waiting.
     /// [`Delivery::Wake`] when the stream's task has to do it instead (no
     /// outlet, the task is writing, the socket is full or failed).
-    pub fn deliver(&self, event: impl FnOnce(&[Element]) -> Bytes) -> Delivery {
+    pub fn deliver(&self, event: impl FnOnce(&[Element], Duration) -> Bytes) -> Delivery {
         let Some(socket) = self.outlet.get() else {
             return Delivery::Wake;
         };
-        let lines: Vec<Element> = {
+        let (lines, waited) = {
             let mut s = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             if s.closed || s.writing || s.leftover.is_some() {
                 return Delivery::Wake;
@@ -167,7 +175,7 @@ impl Mailbox {
             s.writing = true;
             s.take_pending()
         };
-        let bytes = event(&lines);
+        let bytes = event(&lines, waited);
         let wrote = socket.try_write(&bytes);
         let mut s = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         s.writing = false;
@@ -202,7 +210,7 @@ impl Mailbox {
     }
 
     /// How long the oldest undelivered state has waited.
-    pub fn waiting_for(&self, now: Instant) -> Option<std::time::Duration> {
+    pub fn waiting_for(&self, now: Instant) -> Option<Duration> {
         let s = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         s.waiting_since.map(|t| now.saturating_duration_since(t))
     }
@@ -230,7 +238,7 @@ mod tests {
         assert!(!m.put(0, &e("<c>"), &skipped, &largest));
         assert_eq!(skipped.load(Ordering::Relaxed), 1);
         match m.take() {
-            Taken::Lines(l) => assert_eq!(l, vec![e("<c>"), e("<b>")]),
+            Taken::Lines(l, _) => assert_eq!(l, vec![e("<c>"), e("<b>")]),
             _ => panic!("expected the two latest states"),
         }
         assert!(m.put(1, &e("<d>"), &skipped, &largest));
@@ -256,24 +264,24 @@ mod tests {
         let (server, mut client) = socket_pair().await;
         let m = Mailbox::default();
         let e = |s: String| Element::new(Bytes::from(s));
-        let frame = |lines: &[Element]| Bytes::from(lines.iter().map(|l| format!("{l:?};")).collect::<String>());
+        let frame = |lines: &[Element], _| Bytes::from(lines.iter().map(|l| format!("{l:?};")).collect::<String>());
         // No outlet yet: the stream's task does the writing.
         assert!(m.put(0, &e("a".into()), &skipped, &largest));
         assert_eq!(m.deliver(frame), Delivery::Wake);
-        assert!(matches!(m.take(), Taken::Lines(_)));
+        assert!(matches!(m.take(), Taken::Lines(..)));
 
         m.set_outlet(Arc::new(server));
         assert!(m.put(0, &e("b".into()), &skipped, &largest));
         assert_eq!(m.deliver(frame), Delivery::Written);
         assert!(m.written_at().is_some());
-        let want = frame(&[e("b".into())]);
+        let want = frame(&[e("b".into())], Duration::ZERO);
         let mut got = vec![0u8; want.len()];
         client.read_exact(&mut got).await.expect("read");
         assert_eq!(got, want);
 
         // While the stream writes what it took, the publisher leaves it alone.
         assert!(m.put(0, &e("c".into()), &skipped, &largest));
-        assert!(matches!(m.take(), Taken::Lines(_)));
+        assert!(matches!(m.take(), Taken::Lines(..)));
         assert!(m.put(1, &e("d".into()), &skipped, &largest));
         assert_eq!(m.deliver(frame), Delivery::Wake);
         assert!(matches!(m.take(), Taken::Nothing));
@@ -300,6 +308,6 @@ mod tests {
         assert_eq!(m.deliver(frame), Delivery::Wake);
         assert!(matches!(m.take(), Taken::Nothing));
         m.written();
-        assert!(matches!(m.take(), Taken::Lines(l) if l == vec![e("newer".into())]));
+        assert!(matches!(m.take(), Taken::Lines(l, _) if l == vec![e("newer".into())]));
     }
 }

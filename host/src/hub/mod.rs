@@ -82,6 +82,10 @@ pub struct HubStats {
     pub refused: AtomicU64,
     /// Events written to clients.
     pub events: AtomicU64,
+    /// How long the events' oldest states waited in their mailboxes, from
+    /// the put to the take that framed them, summed (ns): divided by
+    /// `events`, the mean wait for a stream (or the publisher) to take an update.
+    pub waited_nanos: AtomicU64,
     /// Of those, events the publisher wrote itself (no stream task woken).
     pub published_writes: AtomicU64,
     /// States a slow client skipped (replaced before it took them).
@@ -130,13 +134,18 @@ struct State {
 impl Inner {
     /// One SSE event holding `lines`, with the next event id (unix ms and a
     /// sequence number), counted.
-    fn event(&self, lines: &[Element]) -> Bytes {
+    /// Frame `lines` as one event; `waited`: how long the oldest of them
+    /// waited in the client's mailbox.
+    fn event(&self, lines: &[Element], waited: Duration) -> Bytes {
         let id = format!(
             "{}-{}",
             crate::engine::now_ms(),
             self.next_event.fetch_add(1, Ordering::Relaxed)
         );
         self.stats.events.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .waited_nanos
+            .fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
         sse::event(&id, lines.iter())
     }
 }
@@ -204,8 +213,8 @@ impl Hub {
 
     /// Put one output's updates in the mailboxes of their subscribers, then,
     /// for each mailbox that was empty, write its event to the client's
-    /// socket (within `publish_writes`, when the socket takes it whole) or
-    /// wake its stream. Doing that last keeps the puts together: a stream
+    /// socket (within `publish_writes`, when the socket takes it whole, and
+    /// only for the last piece of an input) or wake its stream. Doing that last keeps the puts together: a stream
     /// woken mid-output would take the CPU (it is often scheduled on this
     /// core) while other clients' puts wait, and would send part of the
     /// output in one event and the rest in another.
@@ -241,13 +250,19 @@ impl Hub {
             }
         }
         // Write to the sockets that take it at once, within the budget (the
-        // engine waits meanwhile); wake the streams of the rest.
-        let budget = inner.config.publish_writes;
+        // engine waits meanwhile); wake the streams of the rest. With more
+        // pieces of the input to render, the engine has better to do: the
+        // streams write (on other threads) while it renders the next.
+        let budget = if out.more {
+            Duration::ZERO
+        } else {
+            inner.config.publish_writes
+        };
         let started = std::time::Instant::now();
         for mailbox in wake {
             if !budget.is_zero()
                 && started.elapsed() < budget
-                && mailbox.deliver(|lines| inner.event(lines)) == Delivery::Written
+                && mailbox.deliver(|lines, waited| inner.event(lines, waited)) == Delivery::Written
             {
                 inner.stats.published_writes.fetch_add(1, Ordering::Relaxed);
                 continue;
@@ -364,10 +379,10 @@ impl Subscription {
         loop {
             match self.mailbox.take() {
                 Taken::Closed => return None,
-                Taken::Lines(lines) => {
+                Taken::Lines(lines, waited) => {
                     self.started = true;
                     self.last_sent = Instant::now();
-                    return Some(self.hub.event(&lines));
+                    return Some(self.hub.event(&lines, waited));
                 }
                 Taken::Rest(rest) => {
                     self.last_sent = Instant::now();

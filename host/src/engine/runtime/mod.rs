@@ -36,7 +36,7 @@ use super::products::Products;
 use super::sandbox::Sandbox;
 use super::shadow::{Shadow, ShadowReport};
 use super::stats::{ComponentSummary, Stats, Status};
-use super::{Cause, EngineConfig, EngineOutput, SwapReport};
+use super::{Cause, EngineConfig, EngineOutput, SwapReport, TradeStage};
 use swap::PendingSwap;
 
 /// A consumer called on the engine's thread with every output, in order. It
@@ -46,7 +46,8 @@ pub type OutputSink = Box<dyn Fn(&Arc<EngineOutput>) + Send>;
 /// What the engine is asked to do.
 pub(crate) enum Command {
     Define(Vec<(u32, Arc<str>)>),
-    Trades(Vec<Trade>),
+    /// Trades, and when the feed read their frame.
+    Trades(Vec<Trade>, Instant),
     Candles {
         candles: Vec<Candle>,
         source: CandleSource,
@@ -114,6 +115,17 @@ pub(crate) struct Runtime {
     active_tx: tokio::sync::watch::Sender<String>,
     /// Outputs that had an element refused (to log the 1st, 2nd, 4th...).
     unsafe_batches: u64,
+    /// What the emits since the last reset spent rendering and publishing.
+    timing: EmitTiming,
+}
+
+/// Time [`Runtime::emit`] spent, summed over calls.
+#[derive(Debug, Default, Clone, Copy)]
+struct EmitTiming {
+    /// Rendering and checking elements.
+    render: Duration,
+    /// Sinks and subscribers.
+    publish: Duration,
 }
 
 impl Runtime {
@@ -162,6 +174,7 @@ impl Runtime {
             commands,
             active_tx,
             unsafe_batches: 0,
+            timing: EmitTiming::default(),
         })
     }
 
@@ -176,16 +189,16 @@ impl Runtime {
                 },
             };
             match cmd {
-                Command::Trades(first) => {
+                Command::Trades(first, received) => {
                     // Coalesce queued trade batches into one call: the boundary
                     // crossing is per call, the work per trade.
-                    let mut parts = vec![first];
-                    let mut total = parts[0].len();
+                    let mut total = first.len();
+                    let mut parts = vec![(first, received)];
                     while total < self.config.max_batch {
                         match rx.try_recv() {
-                            Ok(Command::Trades(more)) => {
+                            Ok(Command::Trades(more, received)) => {
                                 total += more.len();
-                                parts.push(more);
+                                parts.push((more, received));
                             }
                             Ok(other) => {
                                 self.pending = Some(other);
@@ -280,14 +293,34 @@ impl Runtime {
         tracing::info!("engine stopped");
     }
 
-    /// Apply coalesced trade batches as one call. If that faults, apply them one
-    /// by one, so only the batch that really faults is set aside.
-    fn trades(&mut self, parts: Vec<Vec<Trade>>) {
-        if parts.len() == 1 {
-            let _ = self.input(Entry::Trades(encode_all(&parts[0])), Cause::Trades);
-            return;
+    /// Apply coalesced trade batches (each with when its frame was read) as
+    /// one call. If that faults, apply them one by one, so only the batch
+    /// that really faults is set aside.
+    fn trades(&mut self, parts: Vec<(Vec<Trade>, Instant)>) {
+        let started = Instant::now();
+        let mut total = 0;
+        for (trades, received) in &parts {
+            let n = trades.len() as u64;
+            total += n;
+            self.stats
+                .trade_time(TradeStage::Queue, n, started.saturating_duration_since(*received));
         }
-        let merged = Entry::Trades(encode_all(&parts.concat()));
+        self.timing = EmitTiming::default();
+        if parts.len() == 1 {
+            let _ = self.input(Entry::Trades(encode_all(&parts[0].0)), Cause::Trades);
+        } else {
+            let merged: Vec<Trade> = parts.iter().flat_map(|(t, _)| t.iter().copied()).collect();
+            self.coalesced(Entry::Trades(encode_all(&merged)), parts);
+        }
+        let timing = std::mem::take(&mut self.timing);
+        let ingest = started.elapsed().saturating_sub(timing.render + timing.publish);
+        self.stats.trade_time(TradeStage::Ingest, total, ingest);
+        self.stats.trade_time(TradeStage::Render, total, timing.render);
+        self.stats.trade_time(TradeStage::Publish, total, timing.publish);
+    }
+
+    /// Apply a coalesced batch; on a fault, its parts one by one.
+    fn coalesced(&mut self, merged: Entry, parts: Vec<(Vec<Trade>, Instant)>) {
         match self.attempt(&merged) {
             Ok(outcome) => self.applied(merged, outcome, Cause::Trades),
             Err(fault) => {
@@ -296,7 +329,7 @@ impl Runtime {
                     "coalesced batch failed; rebuilding and applying its parts one by one",
                 );
                 if self.rebuild().is_ok() {
-                    for part in parts {
+                    for (part, _) in parts {
                         let _ = self.input(Entry::Trades(encode_all(&part)), Cause::Trades);
                     }
                 }
@@ -345,12 +378,12 @@ impl Runtime {
         // back, which replays the journal (this input included).
         self.journal.push(entry);
         let for_shadow = self.shadow.as_ref().and_then(|_| self.journal.last());
-        let out = outcome.and_then(|outcome| self.emit(outcome, cause));
+        let out = outcome.map(|outcome| self.emit(outcome, cause)).unwrap_or_default();
         // The shadow takes the input after the active one, and compares
         // with what went out.
         if let (Some(shadow), Some(entry)) = (self.shadow.as_mut(), for_shadow) {
             let products = &self.products;
-            shadow.follow(&entry, out.as_deref(), |id| {
+            shadow.follow(&entry, &out, |id| {
                 products
                     .name(id)
                     .map_or_else(|| format!("product {id}"), |n| n.to_string())
