@@ -42,12 +42,8 @@ impl Cors {
                 cors.any = true;
                 continue;
             }
-            let rest = item
-                .strip_prefix("https://")
-                .or_else(|| item.strip_prefix("http://"))
-                .ok_or_else(|| InvalidOrigin(item.to_string()))?;
-            let host_ok = !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
-            if !host_ok {
+            // An origin is a URL that is all origin: no path, query or fragment.
+            if origin(item) != Some(item) {
                 return Err(InvalidOrigin(item.to_string()));
             }
             // Browsers send origins in lower case.
