@@ -517,14 +517,11 @@ async fn a_large_batch_goes_out_in_pieces_of_whole_products_and_its_time_is_coun
     let mut rx = h.subscribe(1024).await.unwrap();
     h.register_products(&names).await.unwrap();
     // One trade of each of 100 products: 800 updates in one call.
+    let mut products = std::collections::HashSet::new();
     let trades: Vec<Trade> = market(100, 2_000, 11)
         .into_iter()
-        .fold(Vec::new(), |mut seen: Vec<Trade>, t| {
-            if !seen.iter().any(|s| s.product == t.product) {
-                seen.push(t);
-            }
-            seen
-        });
+        .filter(|t| products.insert(t.product))
+        .collect();
     assert_eq!(trades.len(), 100);
     // The frame was read 50 ms ago: that wait counts for each of its trades.
     let read = std::time::Instant::now() - std::time::Duration::from_millis(50);
