@@ -266,7 +266,7 @@ async fn cold_start(a: &Args) {
     let spawned = Instant::now();
     let mut server = spawn_at(&env, Some(clock.offset_s)).await;
     let serving = spawned.elapsed();
-    let feed = server.until_log("feed up").await;
+    server.until_log("feed up").await;
     let feed_up = spawned.elapsed();
     let client = reqwest::Client::new();
     let url = format!("http://{}/readyz", server.addr);
@@ -274,12 +274,14 @@ async fn cold_start(a: &Args) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let ready = spawned.elapsed();
+    let subscribing = subscribing_ms(&server);
     let restored = server.logged("restored the horizon").unwrap_or_default();
     let component = server.logged("component loaded").unwrap_or_default();
     println!(
         "3. cold start with a day of {} products stored ({} minutes), the component from the cache: \
          ready (/readyz 200) {} ms after the spawn; serving HTTP at {} ms, every connection subscribed at {} ms \
-         (the restore {} ms: reading {} ms, in the component {} ms; the component from the cache: {}; the feed's subscribes {} ms). Target: 2,000 ms",
+         (the restore {} ms: reading {} ms, in the component {} ms; the component from the cache: {}; \
+         the feed's subscribes, at once with the restore: {} ms from its start to the last acknowledgement). Target: 2,000 ms",
         products.len(),
         minutes * products.len() as i64,
         ready.as_millis(),
@@ -289,10 +291,43 @@ async fn cold_start(a: &Args) {
         restored["read_ms"],
         restored["component_ms"],
         component["from_cache"],
-        feed["took_ms"],
+        subscribing,
     );
     let _ = server.terminate().await;
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// From the feed's start to its last connection's acknowledgement, by the
+/// times of the server's log lines (milliseconds of the day; the clock does
+/// not pass midnight within a start).
+fn subscribing_ms(server: &Process) -> i64 {
+    let ms_of_day = |line: &serde_json::Value| -> Option<i64> {
+        let t = line["timestamp"].as_str()?.split('T').nth(1)?.trim_end_matches('Z');
+        let mut parts = t.split(':');
+        let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+        let s: f64 = s.parse().ok()?;
+        Some((h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60) * 1000 + (s * 1000.0) as i64)
+    };
+    let lines: Vec<serde_json::Value> = server
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let started = lines
+        .iter()
+        .find(|l| l["message"] == "feed started")
+        .and_then(ms_of_day);
+    let last = lines
+        .iter()
+        .filter(|l| l["message"] == "subscribed")
+        .filter_map(ms_of_day)
+        .max();
+    match (started, last) {
+        (Some(s), Some(l)) => l - s,
+        _ => -1,
+    }
 }
 
 async fn memory(a: &Args) {

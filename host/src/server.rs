@@ -203,6 +203,7 @@ impl Server {
         // pacing of many connections takes seconds), holding its trades: none
         // reaches the engine before the restore and the history are there.
         let (live_tx, live_rx) = tokio::sync::mpsc::unbounded_channel();
+        let feed_started = tokio::time::Instant::now();
         let held_feed = match (&options.feed, role) {
             (None, _) | (_, Role::Replica) => None,
             (Some(f), Role::Ingest) => Some(
@@ -367,7 +368,9 @@ impl Server {
             admin = config.admin_token.is_some(),
             "spot-server started: serving HTTP"
         );
-        let announce = feed.as_ref().map(|f| tokio::spawn(announce_feed_up(f.stats().clone())));
+        let announce = feed
+            .as_ref()
+            .map(|f| tokio::spawn(announce_feed_up(f.stats().clone(), feed_started)));
         Ok(Server {
             engine,
             writer,
@@ -528,8 +531,7 @@ async fn resolve_products(
 
 /// Log once when every feed connection has subscribed (what `/readyz` waits
 /// for), so an operator sees in the log when the service is fully up.
-async fn announce_feed_up(stats: Arc<FeedStats>) {
-    let started = tokio::time::Instant::now();
+async fn announce_feed_up(stats: Arc<FeedStats>, started: tokio::time::Instant) {
     while !stats.all_started() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -341,9 +341,19 @@ async fn fifty_connections_stay_under_the_per_ip_limits() {
     .await;
     assert_eq!(s.stats().connections.len(), 50);
     s.wait_live(1).await;
+    // The keep-alive subscribes follow every connection's trades.
+    wait_until("both subscribes of every session", Duration::from_secs(60), || {
+        s.fake.stats().count(|f| &f.subscribes) >= 100
+    })
+    .await;
     // Everyone at once: the reconnect storm is paced too.
     s.fake.fault(Fault::Drop);
     s.wait_live(2).await;
+    // The keep-alive subscribes follow every connection's trades.
+    wait_until("both subscribes of every session", Duration::from_secs(60), || {
+        s.fake.stats().count(|f| &f.subscribes) >= 200
+    })
+    .await;
     let f = s.fake.stats();
     let connects = busiest_window(&f.connect_times(), Duration::from_secs(1));
     let messages = busiest_window(&f.message_times(), Duration::from_secs(1));
@@ -404,12 +414,22 @@ async fn subscribes_carry_fresh_jwts_for_both_key_types() {
         )
         .await;
         s.wait_live(1).await;
+        // The keep-alive subscribe follows the trades'.
+        wait_until("both subscribes of the first session", Duration::from_secs(20), || {
+            s.fake.stats().count(|f| &f.subscribes) >= 2
+        })
+        .await;
         s.fake.fault(Fault::Drop);
         s.wait_live(2).await;
         s.fake.emit(&s.products[0], 3, past_minute(2));
         s.collector
             .wait_equal(&s.fake, &s.products, Duration::from_secs(20))
             .await;
+        // The keep-alive subscribe follows the trades'.
+        wait_until("both subscribes of the second session", Duration::from_secs(20), || {
+            s.fake.stats().count(|f| &f.subscribes) >= 4
+        })
+        .await;
         let f = s.fake.stats();
         assert_eq!(f.count(|f| &f.auth_failures), 0);
         assert_eq!(

@@ -1,6 +1,7 @@
-//! One WebSocket connection: connect (paced), subscribe to `heartbeats` and
-//! `market_trades` (one channel per message, paced, each with a fresh JWT when
-//! a key is set), read frames until something goes wrong, then back off with
+//! One WebSocket connection: connect (paced), subscribe to `market_trades`
+//! and then `heartbeats` (one channel per message, paced, the trades of every
+//! connection ahead of any keep-alive, each with a fresh JWT when a key is
+//! set), read frames until something goes wrong, then back off with
 //! full jitter and do it again, until the feed stops.
 //!
 //! It also tells where each product's live trades begin (once per product and
@@ -200,6 +201,9 @@ fn tell(sink: &Option<mpsc::UnboundedSender<LiveFrom>>, product: u32, ms: i64, p
 async fn session(conn: &Connection, shared: &Shared, stats: &ConnStats, live: &mut LiveStart) -> SessionEnd {
     let config = &shared.config;
     stats.set_state(ConnState::Connecting);
+    // Claimed before connecting: every connection's `market_trades`
+    // subscribe goes ahead of any connection's `heartbeats` subscribe.
+    let claim = shared.messages.claim();
     shared.connects.acquire().await;
     bump(&shared.stats.connect_attempts);
     let ws_config = WebSocketConfig::default()
@@ -213,21 +217,18 @@ async fn session(conn: &Connection, shared: &Shared, stats: &ConnStats, live: &m
     };
     stats.set_state(ConnState::Subscribing);
     // One channel per message, within Coinbase's 5-second deadline; each
-    // message waits its turn under the per-IP message limit.
-    for (channel, products) in [("heartbeats", None), ("market_trades", Some(conn.products.as_slice()))] {
-        shared.messages.acquire().await;
-        let jwt = match &shared.credentials {
-            None => None,
-            Some(c) => match c.token(unix_now()) {
-                Ok(t) => Some(t),
-                Err(e) => return SessionEnd::Jwt(e.to_string()),
-            },
-        };
-        if let Err(e) = ws.send(Message::text(subscribe_message(channel, products, jwt))).await {
-            return SessionEnd::Socket(e);
-        }
+    // message waits its turn under the per-IP message limit. The trades
+    // first; the keep-alive once no connection waits to subscribe to
+    // trades, sent from the read loop (frames are read meanwhile).
+    shared.messages.acquire_claimed(&claim).await;
+    if let Err(end) = subscribe(&mut ws, shared, "market_trades", Some(conn.products.as_slice())).await {
+        return end;
     }
+    drop(claim);
     live.snapshot_seen = false;
+    let heartbeats_slot = shared.messages.acquire();
+    tokio::pin!(heartbeats_slot);
+    let mut heartbeats_sent = false;
     let mut reader = Reader {
         conn,
         shared,
@@ -237,7 +238,20 @@ async fn session(conn: &Connection, shared: &Shared, stats: &ConnStats, live: &m
         batch: Vec::new(),
     };
     loop {
-        let next = match tokio::time::timeout(config.watchdog, ws.next()).await {
+        let next = tokio::select! {
+            () = &mut heartbeats_slot, if !heartbeats_sent => {
+                heartbeats_sent = true;
+                if let Err(end) = subscribe(&mut ws, shared, "heartbeats", None).await {
+                    return end;
+                }
+                continue;
+            }
+            // Silence counts once the keep-alive is asked for: before, a
+            // quiet channel is silent by right (the keep-alive waits for
+            // every connection's trades, seconds with many connections).
+            next = tokio::time::timeout(if heartbeats_sent { config.watchdog } else { UNWATCHED }, ws.next()) => next,
+        };
+        let next = match next {
             Err(_) => {
                 bump(&shared.stats.watchdog_timeouts);
                 return SessionEnd::Silent(config.watchdog);
@@ -264,6 +278,27 @@ async fn session(conn: &Connection, shared: &Shared, stats: &ConnStats, live: &m
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
         }
     }
+}
+
+/// The silence allowed before the keep-alive subscribe is sent: none is
+/// expected (the pacer sends it within seconds).
+const UNWATCHED: Duration = Duration::from_secs(24 * 3600);
+
+/// Send a subscribe to `channel` (with a fresh JWT when a key is set); the
+/// caller holds the pacer's slot.
+async fn subscribe(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    shared: &Shared,
+    channel: &str,
+    products: Option<&[String]>,
+) -> Result<(), SessionEnd> {
+    let jwt = match &shared.credentials {
+        None => None,
+        Some(c) => Some(c.token(unix_now()).map_err(|e| SessionEnd::Jwt(e.to_string()))?),
+    };
+    ws.send(Message::text(subscribe_message(channel, products, jwt)))
+        .await
+        .map_err(SessionEnd::Socket)
 }
 
 /// Per-session frame handling.
