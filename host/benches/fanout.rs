@@ -204,9 +204,17 @@ impl Figures {
     /// spot / nchan: above 1 is better for events/s; for latency, CPU and
     /// memory, nchan's / spot's (above 1: spot needs less).
     fn ratio(&self, nchan: &Figures, n: usize) {
-        let r = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        // A zero below (spot's RSS did not grow: its allocator reused memory
+        // freed since the start) has no ratio: shown as "none".
+        let r = |a: f64, b: f64| {
+            if b > 0.0 {
+                format!("{:.2}x", a / b)
+            } else {
+                "none".to_string()
+            }
+        };
         println!(
-            "{n:>7} {:<6} {:>11.2}x {:>8.2}x {:>8.2}x {:>9.2}x {:>11.2}x   (spot ahead above 1)",
+            "{n:>7} {:<6} {:>12} {:>9} {:>9} {:>10} {:>12}   (spot ahead above 1)",
             "ratio",
             r(self.events_per_s, nchan.events_per_s),
             r(nchan.p50_ms, self.p50_ms),

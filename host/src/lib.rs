@@ -25,3 +25,9 @@ pub mod product;
 pub mod rest;
 pub mod server;
 pub mod storage;
+
+/// mimalloc for every binary that links the server (the server, its tests
+/// and benches measure the same): the engine thread allocates an element per
+/// candle update and the streams free them on other threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
