@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod backfill;
+mod pending;
 mod repair;
 pub mod stats;
 mod windows;
@@ -87,6 +88,9 @@ pub struct History {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// The gap listener: it ends when the engine's output closes.
     gaps: tokio::task::JoinHandle<()>,
+    /// The writer of the pending windows' log: it ends after the tasks and
+    /// the gap listener, once it has written what they sent.
+    log_writer: Option<tokio::task::JoinHandle<()>>,
     audit_enabled: bool,
 }
 
@@ -160,6 +164,13 @@ impl History {
             );
         });
         let (stop, stopped) = watch::channel(false);
+        let (log, log_writer) = match &store {
+            Some(s) => {
+                let (log, writer) = pending::PendingLog::spawn(s.repairs.clone());
+                (Some(log), Some(writer))
+            }
+            None => (None, None),
+        };
         let ctx = repair::Context {
             work: work.clone(),
             engine: engine.clone(),
@@ -167,7 +178,7 @@ impl History {
             stats: stats.clone(),
             config: config.repair.clone(),
             horizon: config.horizon,
-            log: store.as_ref().map(|s| s.repairs.clone()),
+            log,
             on_backfill_done,
         };
         // The gap listener subscribes before any trade is sent.
@@ -254,6 +265,7 @@ impl History {
             stop,
             tasks,
             gaps,
+            log_writer,
             audit_enabled,
         })
     }
@@ -270,8 +282,8 @@ impl History {
 
     /// Stop fetching; waits for those tasks. Returns the gap listener, which
     /// keeps recording the gaps the engine finds while it drains and ends
-    /// once the engine has stopped: await it after
-    /// [`crate::engine::Engine::shutdown`].
+    /// once the engine has stopped, then has the log written: await it
+    /// after [`crate::engine::Engine::shutdown`].
     pub async fn stop(self) -> tokio::task::JoinHandle<()> {
         let _ = self.stop.send(true);
         // A request in flight is abandoned (its window stays in the log for
@@ -284,6 +296,12 @@ impl History {
                 t.abort();
             }
         }
-        self.gaps
+        let (gaps, log_writer) = (self.gaps, self.log_writer);
+        tokio::spawn(async move {
+            let _ = gaps.await;
+            if let Some(writer) = log_writer {
+                let _ = writer.await;
+            }
+        })
     }
 }

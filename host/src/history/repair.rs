@@ -21,12 +21,13 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
 
+use super::pending::PendingLog;
 use super::stats::HistoryStats;
 use super::windows::{Backlog, Pending};
 use crate::engine::{CandleSource, EngineHandle, EngineOutput, Products};
 use crate::horizon::Horizon;
 use crate::rest::{Priority, Rest, RestError};
-use crate::storage::repairs::{RepairLog, WindowKind};
+use crate::storage::repairs::WindowKind;
 
 /// How repairs run.
 #[derive(Debug, Clone)]
@@ -96,7 +97,7 @@ pub(crate) struct Context {
     pub config: RepairConfig,
     pub horizon: Horizon,
     /// Where windows are kept across restarts (`None`: memory only).
-    pub log: Option<RepairLog>,
+    pub log: Option<PendingLog>,
     /// The backfill's end is logged once, by whoever finishes it.
     pub on_backfill_done: Arc<dyn Fn() + Send + Sync>,
 }
@@ -133,15 +134,12 @@ pub(crate) async fn listen(mut outputs: mpsc::Receiver<Arc<EngineOutput>>, ctx: 
         ctx.work.wake();
         // Written off this task: a slow database must not hold the engine up.
         if let Some(log) = &ctx.log {
-            let log = log.clone();
-            tokio::spawn(async move {
-                for (product, from, to) in remember {
-                    if let Err(e) = log.add(&product, from, to).await {
-                        tracing::warn!(%product, error = %e,
-                            "cannot record a pending repair; a restart before it is done would forget it");
-                    }
-                }
-            });
+            log.add(
+                remember
+                    .into_iter()
+                    .map(|(p, from, to)| (p.to_string(), from, to))
+                    .collect(),
+            );
         }
     }
 }
@@ -285,9 +283,7 @@ async fn finish(ctx: &Context, kind: WindowKind, name: &str, id: u32, from: i64,
             }
         }
     }
-    if let Some(log) = &ctx.log
-        && let Err(e) = log.done(name, from, to, kind).await
-    {
-        tracing::warn!(product = %name, error = %e, "cannot clear a done window; it will be fetched again after a restart");
+    if let Some(log) = &ctx.log {
+        log.done(name, from, to, kind);
     }
 }
