@@ -79,3 +79,30 @@ async fn write(log: RepairLog, mut changes: mpsc::UnboundedReceiver<Change>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A window cleared right after it is recorded (a repair that took
+    /// milliseconds) leaves nothing behind, and a window still open stays.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_window_cleared_at_once_after_its_record_leaves_no_row() {
+        let pg = spot_testkit::pg::Cluster::temporary().expect("PostgreSQL cluster");
+        let pool = crate::storage::pool(&pg.url("postgres"), 4).expect("pool");
+        crate::storage::migrate(&pool).await.expect("migrate");
+        let log = RepairLog::new(pool, "coinbase");
+        let (pending, writer) = PendingLog::spawn(log.clone());
+        for i in 0..50 {
+            let from = 1_796_457_300 + i * 600;
+            pending.add(vec![("BTC-USD".into(), from, from + 120)]);
+            pending.done("BTC-USD", from, from + 120, WindowKind::Gap);
+        }
+        pending.add(vec![("ETH-USD".into(), 1_796_457_300, 1_796_457_360)]);
+        drop(pending);
+        writer.await.expect("writer");
+        let left = log.pending().await.expect("pending");
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(left[0].product_id, "ETH-USD");
+    }
+}
