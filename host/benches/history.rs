@@ -297,37 +297,19 @@ async fn cold_start(a: &Args) {
     let _ = std::fs::remove_dir_all(&data);
 }
 
-/// From the feed's start to its last connection's acknowledgement, by the
-/// times of the server's log lines (milliseconds of the day; the clock does
-/// not pass midnight within a start).
+/// From the feed's start to its last connection's acknowledgement (the
+/// `after_ms` of the server's `subscribed` lines).
 fn subscribing_ms(server: &Process) -> i64 {
-    let ms_of_day = |line: &serde_json::Value| -> Option<i64> {
-        let t = line["timestamp"].as_str()?.split('T').nth(1)?.trim_end_matches('Z');
-        let mut parts = t.split(':');
-        let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
-        let s: f64 = s.parse().ok()?;
-        Some((h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60) * 1000 + (s * 1000.0) as i64)
-    };
-    let lines: Vec<serde_json::Value> = server
+    server
         .seen
         .lock()
         .unwrap()
         .iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let started = lines
-        .iter()
-        .find(|l| l["message"] == "feed started")
-        .and_then(ms_of_day);
-    let last = lines
-        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|l| l["message"] == "subscribed")
-        .filter_map(ms_of_day)
-        .max();
-    match (started, last) {
-        (Some(s), Some(l)) => l - s,
-        _ => -1,
-    }
+        .filter_map(|l| l["after_ms"].as_i64())
+        .max()
+        .unwrap_or(-1)
 }
 
 async fn memory(a: &Args) {

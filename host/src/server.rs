@@ -203,7 +203,6 @@ impl Server {
         // pacing of many connections takes seconds), holding its trades: none
         // reaches the engine before the restore and the history are there.
         let (live_tx, live_rx) = tokio::sync::mpsc::unbounded_channel();
-        let feed_started = tokio::time::Instant::now();
         let held_feed = match (&options.feed, role) {
             (None, _) | (_, Role::Replica) => None,
             (Some(f), Role::Ingest) => Some(
@@ -370,7 +369,7 @@ impl Server {
         );
         let announce = feed
             .as_ref()
-            .map(|f| tokio::spawn(announce_feed_up(f.stats().clone(), feed_started)));
+            .map(|f| tokio::spawn(announce_feed_up(f.stats().clone(), f.started())));
         Ok(Server {
             engine,
             writer,

@@ -388,11 +388,13 @@ impl Reader<'_> {
                         .iter()
                         .filter(|p| !market_trades.contains(p))
                         .collect();
+                    let after_ms = self.shared.started.elapsed().as_millis() as u64;
                     if missing.is_empty() {
-                        tracing::info!(products = market_trades.len(), "subscribed");
+                        tracing::info!(products = market_trades.len(), after_ms, "subscribed");
                     } else {
                         tracing::warn!(
                             products = market_trades.len(),
+                            after_ms,
                             ?missing,
                             "subscribed; the server left some products out"
                         );

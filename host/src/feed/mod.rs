@@ -104,6 +104,9 @@ pub(crate) struct Shared {
     live_from: Option<mpsc::UnboundedSender<LiveFrom>>,
     /// Trades go to the engine once this is true (see [`Feed::release`]).
     open: watch::Receiver<bool>,
+    /// When the feed started (each connection's `subscribed` line says how
+    /// long after it).
+    started: tokio::time::Instant,
 }
 
 /// Failure to start the feed.
@@ -137,6 +140,7 @@ pub async fn products(
 
 /// The running feed.
 pub struct Feed {
+    started: tokio::time::Instant,
     stats: Arc<FeedStats>,
     stop: watch::Sender<bool>,
     open: watch::Sender<bool>,
@@ -161,6 +165,7 @@ impl Feed {
         shard: (u32, u32),
         live_from: Option<mpsc::UnboundedSender<LiveFrom>>,
     ) -> Result<Feed, FeedError> {
+        let started = tokio::time::Instant::now();
         let (open, opened) = watch::channel(false);
         let groups = shard::spread(products, config.products_per_connection);
         let stats = Arc::new(FeedStats::new(groups.len(), shard.0, shard.1));
@@ -178,6 +183,7 @@ impl Feed {
             credentials,
             live_from,
             open: opened,
+            started,
         });
         for (index, group) in groups.into_iter().enumerate() {
             let conn = connection::Connection {
@@ -198,6 +204,7 @@ impl Feed {
             "feed started"
         );
         Ok(Feed {
+            started,
             stats,
             stop,
             open,
@@ -208,6 +215,11 @@ impl Feed {
     /// Let trades reach the engine (those held first, in order).
     pub fn release(&self) {
         self.open.send_replace(true);
+    }
+
+    /// When it started.
+    pub fn started(&self) -> tokio::time::Instant {
+        self.started
     }
 
     /// The feed's counters.

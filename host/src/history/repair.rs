@@ -126,7 +126,7 @@ pub(crate) async fn listen(mut outputs: mpsc::Receiver<Arc<EngineOutput>>, ctx: 
             let from = g.gap.from_minute.max(oldest);
             if g.gap.to_minute >= from {
                 w.gaps.add(g.gap.product, from, g.gap.to_minute);
-                remember.push((g.product.clone(), from, g.gap.to_minute));
+                remember.push((g.product.to_string(), from, g.gap.to_minute));
             }
         }
         ctx.stats.repairs_pending.store(w.gaps.len() as u64, Relaxed);
@@ -134,12 +134,7 @@ pub(crate) async fn listen(mut outputs: mpsc::Receiver<Arc<EngineOutput>>, ctx: 
         ctx.work.wake();
         // Written off this task: a slow database must not hold the engine up.
         if let Some(log) = &ctx.log {
-            log.add(
-                remember
-                    .into_iter()
-                    .map(|(p, from, to)| (p.to_string(), from, to))
-                    .collect(),
-            );
+            log.add(remember);
         }
     }
 }
