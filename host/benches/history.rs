@@ -13,6 +13,7 @@
 //! [--only backfill|memory|cold-start]`. Reports; asserts nothing but that the stored
 //! candles of the backfilled products equal the fake's.
 
+mod common;
 #[path = "../tests/common/mod.rs"]
 mod testing;
 
@@ -207,33 +208,13 @@ async fn store_days(
     now: i64,
     day: i64,
 ) -> i64 {
-    spot_host::storage::migrate(pool).await.expect("migrate");
-    if days == 0 {
-        return 0;
-    }
-    let minutes = (now.div_euclid(60_000) * 60_000 - first) / 60_000;
-    let client = pool.get().await.expect("client");
-    client
-        .execute(
-            r#"INSERT INTO live_candles (exchange, product_id, granularity, "timestamp", open, high, low,
-                   close, volume, trades, last_trade_id, complete, revision)
-               SELECT 'coinbase', 'P' || p || '-USD', 'ONE_MINUTE', to_timestamp($1::int8 + m * 60),
-                      100 + (m % 17) + p % 7, 130, 90, 101 + (m % 13), 3.25 + (m % 5), 10,
-                      p::int8 * 100000000 + m * 10 + 9, true, 1
-               FROM generate_series(0, $2::int4 - 1) p, generate_series(0, $3::int8 - 1) m"#,
-            &[&first.div_euclid(1000), &(products.len() as i32), &minutes],
-        )
-        .await
-        .expect("insert minutes");
-    client
-        .execute(
-            "INSERT INTO history_coverage (exchange, product_id, covered_from, covered_through)
-             SELECT 'coinbase', 'P' || p || '-USD', to_timestamp($1::int8 - 86400), to_timestamp($2::int8)
-             FROM generate_series(0, $3::int4 - 1) p",
-            &[&day.div_euclid(1000), &now.div_euclid(1000), &(products.len() as i32)],
-        )
-        .await
-        .expect("insert coverage");
+    let minutes = if days == 0 {
+        0
+    } else {
+        (now.div_euclid(60_000) * 60_000 - first) / 60_000
+    };
+    let covered = (day.div_euclid(1000) - 86_400, now.div_euclid(1000));
+    common::store_minutes(pool, products.len(), first.div_euclid(1000), minutes, covered, true).await;
     minutes
 }
 

@@ -9,8 +9,14 @@
 //! A rate is sustained when the engine processed at least 97% of what the
 //! fake made during the window and the queue did not grow.
 //!
+//! With `--stored-hours H`, the database holds the last H hours of every
+//! product's minutes before the start (restored into the engine): the state
+//! a running instance holds, which every checkpoint exports on the engine's
+//! thread (the breakdown counts them per window, with the last one's hold).
+//!
 //! `cargo bench -p spot-host --bench pipeline -- [--seconds 10] [--rates 10000,25000,...]
-//! [--products 900] [--clients 1000] [--publish-writes-us 250]`. Reports; asserts nothing.
+//! [--products 900] [--clients 1000] [--publish-writes-us 250] [--stored-hours 0]`.
+//! Reports; asserts nothing.
 
 mod common;
 
@@ -60,6 +66,8 @@ struct Settings {
     clients: usize,
     /// The hub's `publish_writes` budget, µs (0: streams write every event).
     publish_writes_us: u64,
+    /// Hours of every product's minutes stored (and restored) before the start.
+    stored_hours: i64,
 }
 
 fn main() {
@@ -81,6 +89,7 @@ fn main() {
         products: 900,
         clients: 1_000,
         publish_writes_us: HubConfig::default().publish_writes.as_micros() as u64,
+        stored_hours: 0,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -91,6 +100,7 @@ fn main() {
             "--products" => s.products = v.parse().expect("--products"),
             "--clients" => s.clients = v.parse().expect("--clients"),
             "--publish-writes-us" => s.publish_writes_us = v.parse().expect("--publish-writes-us"),
+            "--stored-hours" => s.stored_hours = v.parse().expect("--stored-hours"),
             _ => {}
         }
     }
@@ -111,6 +121,15 @@ async fn drive(s: Settings) {
         parts.next().expect("rest").to_string(),
     );
 
+    if s.stored_hours > 0 {
+        // Settled minutes up to the current one (within the horizon: the
+        // last 24 hours always are), without trade ids so the fake's count.
+        let pool = spot_host::storage::pool(&pg.url("postgres"), 2).expect("pool");
+        let now_s = now_us() / 1_000_000 / 60 * 60;
+        let minutes = s.stored_hours * 60;
+        let first = now_s - minutes * 60;
+        common::store_minutes(&pool, s.products, first, minutes, (first, now_s), false).await;
+    }
     let component =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/component/spot_guest.wasm");
     let vars = std::collections::HashMap::from([
@@ -152,12 +171,13 @@ async fn drive(s: Settings) {
     let probe = probe(server.hub(), s.products);
     println!(
         "pipeline: {} products on {} connections, {} SSE clients, {} s per rate, frames every {} ms; \
-         server RSS {:.0} MB at start ({:.0} MB before)",
+         {} hours of minutes stored and restored; server RSS {:.0} MB at start ({:.0} MB before)",
         s.products,
         feed.connections.len(),
         s.clients,
         s.seconds,
         FRAME.as_millis(),
+        s.stored_hours,
         rss_kb() as f64 / 1024.0,
         rss_idle_start as f64 / 1024.0,
     );
@@ -234,12 +254,13 @@ async fn drive(s: Settings) {
         "\nwhere the time goes (means, ms): the engine's stages per trade (a call's time counts for each trade \
          in it), then per event the wait in the client's mailbox (from the put, during the publish, to the write \
          by the publisher or the woken stream); the engine thread's time on a core and waiting for one, as shares \
-         of the window. The rest of the latency: the fake's send and the client's read (loopback, same cores)"
+         of the window; the checkpoints in the window (each a full export of the state, on the engine's thread) \
+         and how long the last held the engine. The rest of the latency: the fake's send and the client's read (loopback, same cores)"
     );
     println!(
-        "| offered/s | mean, to the client's read | feed read → call (parse, queue) | ingest | render + check | publish (puts, the publisher's writes) | in the mailbox | engine thread: on a core / waiting |"
+        "| offered/s | mean, to the client's read | feed read → call (parse, queue) | ingest | render + check | publish (puts, the publisher's writes) | in the mailbox | engine thread: on a core / waiting | checkpoints (the last's hold) |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for row in &breakdown {
         println!("{row}");
     }
@@ -294,6 +315,10 @@ struct Stages {
     waited: u64,
     /// `(on a core, waiting for one)`, ns, of the engine's thread.
     engine_thread: (u64, u64),
+    /// Checkpoints taken (full state exports on the engine's thread), and
+    /// how long the last one held the engine (µs).
+    checkpoints: u64,
+    last_checkpoint_us: u64,
 }
 
 impl Stages {
@@ -307,6 +332,8 @@ impl Stages {
             events: h.events.load(Relaxed),
             waited: h.waited_nanos.load(Relaxed),
             engine_thread: thread_schedule("spot-engine"),
+            checkpoints: e.checkpoints.load(Relaxed),
+            last_checkpoint_us: e.last_checkpoint_us.load(Relaxed),
         }
     }
 
@@ -318,6 +345,8 @@ impl Stages {
             events: self.events - before.events,
             waited: self.waited - before.waited,
             engine_thread: d(self.engine_thread, before.engine_thread),
+            checkpoints: self.checkpoints - before.checkpoints,
+            last_checkpoint_us: self.last_checkpoint_us,
         }
     }
 
@@ -329,6 +358,11 @@ impl Stages {
         let share = |ns: u64| 100.0 * ns as f64 / 1e9 / wall;
         let (on, waiting) = self.engine_thread;
         cells.push(format!("{:.0}% / {:.0}%", share(on), share(waiting)));
+        cells.push(if self.checkpoints == 0 {
+            "0".into()
+        } else {
+            format!("{} ({:.1} ms)", self.checkpoints, self.last_checkpoint_us as f64 / 1e3)
+        });
         cells.join(" | ")
     }
 }

@@ -9,6 +9,7 @@
 //! stream, the history and health; [`server`] assembles it.
 
 pub mod admin;
+pub mod alloc;
 pub mod cli;
 pub mod config;
 pub mod engine;
@@ -25,9 +26,3 @@ pub mod product;
 pub mod rest;
 pub mod server;
 pub mod storage;
-
-/// mimalloc for every binary that links the server (the server, its tests
-/// and benches measure the same): the engine thread allocates an element per
-/// candle update and the streams free them on other threads.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -100,6 +100,7 @@ pub struct Server {
 impl Server {
     /// Start everything; returns once the server takes requests.
     pub async fn start(config: &Config, options: Options) -> anyhow::Result<Server> {
+        crate::alloc::keep_freed_memory();
         // What is local is checked first: a bad URL or an unreadable or
         // incompatible component fails at once, not after the database wait.
         let pool = storage::pool_with(&config.database_url, 8, Some(options.writer.statement_timeout))

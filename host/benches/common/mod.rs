@@ -132,3 +132,46 @@ impl Drop for Peer {
         let _ = self.child.wait();
     }
 }
+
+/// Store `minutes` settled 1-minute candles of each of `products` products
+/// (`P0-USD`, `P1-USD`, …) from `first_s` (unix s, a minute's start) in a
+/// migrated database, and the coverage an earlier run would have recorded
+/// (`covered`: from, through, unix s). With `trade_ids` every minute carries
+/// a last trade id (a restart's case: the ids are far above the fake's, so
+/// its live trades would count as seen); without, live trades count from the
+/// first one.
+pub async fn store_minutes(
+    pool: &deadpool_postgres::Pool,
+    products: usize,
+    first_s: i64,
+    minutes: i64,
+    covered: (i64, i64),
+    trade_ids: bool,
+) {
+    spot_host::storage::migrate(pool).await.expect("migrate");
+    if minutes <= 0 {
+        return;
+    }
+    let client = pool.get().await.expect("client");
+    client
+        .execute(
+            r#"INSERT INTO live_candles (exchange, product_id, granularity, "timestamp", open, high, low,
+                   close, volume, trades, last_trade_id, complete, revision)
+               SELECT 'coinbase', 'P' || p || '-USD', 'ONE_MINUTE', to_timestamp($1::int8 + m * 60),
+                      100 + (m % 17) + p % 7, 130, 90, 101 + (m % 13), 3.25 + (m % 5), 10,
+                      CASE WHEN $4 THEN p::int8 * 100000000 + m * 10 + 9 END, true, 1
+               FROM generate_series(0, $2::int4 - 1) p, generate_series(0, $3::int8 - 1) m"#,
+            &[&first_s, &(products as i32), &minutes, &trade_ids],
+        )
+        .await
+        .expect("insert minutes");
+    client
+        .execute(
+            "INSERT INTO history_coverage (exchange, product_id, covered_from, covered_through)
+             SELECT 'coinbase', 'P' || p || '-USD', to_timestamp($1::int8), to_timestamp($2::int8)
+             FROM generate_series(0, $3::int4 - 1) p",
+            &[&covered.0, &covered.1, &(products as i32)],
+        )
+        .await
+        .expect("insert coverage");
+}
