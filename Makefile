@@ -138,7 +138,8 @@ components: toolchain
 ## Benchmarks: engine (component vs native, render, swap pause, day import),
 ## storage (the writer vs one upsert per row and raw UNNEST), SSE fan-out,
 ## feed parse throughput (vs a generic JSON parse), the whole pipeline
-## under load (fake Coinbase → server → 1,000 SSE clients, increasing rates),
+## under load (fake Coinbase → server → 1,000 SSE clients, increasing rates;
+## then again holding a day of every product, as a running instance does),
 ## history (two days held: restore and RSS; the backfill of 900 products
 ## x a day at the default REST rate against its bound), and the fleet (a
 ## shard's engine output to a replica's SSE client through PostgreSQL, at
@@ -149,6 +150,7 @@ bench: components test-deps nchan-deps
 	$(CARGO) bench -p spot-host --bench fanout -- 1000 10000
 	$(CARGO) bench -p spot-host --bench feed
 	$(CARGO) bench -p spot-host --bench pipeline
+	$(CARGO) bench -p spot-host --bench pipeline -- --stored-hours 24
 	$(CARGO) bench -p spot-host --bench history
 	$(CARGO) bench -p spot-host --bench fleet
 
