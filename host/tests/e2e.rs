@@ -159,6 +159,15 @@ async fn the_server_process_stores_and_streams_the_market_through_faults_and_a_r
     let mut last = BTreeMap::new();
 
     // Withheld trades in minutes that are over: a gap, repaired over REST.
+    // The backfill (newest first, from the feed's live minute back) has
+    // fetched these minutes first: trades that come for them later count
+    // (a busy run once fetched minute t after its trades were sent, and the
+    // exchange's candle, which has no count, replaced them).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.metric("spot_backfill_done").await != 1.0 {
+        assert!(Instant::now() < deadline, "the backfill never finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let t = past_minute(6);
     for p in &products {
         fake.emit(p, 12, t);
