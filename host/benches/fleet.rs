@@ -19,7 +19,7 @@
 
 mod common;
 
-use common::cpu_seconds;
+use common::{Scan, cpu_seconds};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
@@ -79,6 +79,7 @@ struct Samples {
 /// Open streams for every product's minute on `addr`; each element's close
 /// (the newest trade's hand-over time) gives a latency sample.
 async fn clients(addr: std::net::SocketAddr, products: &[String], samples: Arc<Samples>) {
+    let scan = Arc::new(Scan::new());
     for chunk in products.chunks(PER_CLIENT) {
         let q: Vec<String> = chunk.iter().map(|p| format!("product={p}")).collect();
         let path = format!("/stream?{}&granularity=ONE_MINUTE", q.join("&"));
@@ -87,42 +88,24 @@ async fn clients(addr: std::net::SocketAddr, products: &[String], samples: Arc<S
             .write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
             .await
             .expect("request");
-        let samples = samples.clone();
+        let (samples, scan) = (samples.clone(), scan.clone());
         tokio::spawn(async move {
-            let mut buf = vec![0u8; 1 << 16];
-            let mut carry: Vec<u8> = Vec::new();
+            // Reads land after a partial element kept from the last one.
+            let mut carry: Vec<u8> = Vec::with_capacity(1 << 16);
             loop {
-                let n = match stream.read(&mut buf).await {
+                carry.reserve(1 << 16);
+                match stream.read_buf(&mut carry).await {
                     Ok(0) | Err(_) => return,
-                    Ok(n) => n,
-                };
+                    Ok(_) => {}
+                }
                 let read_at = now_us();
-                carry.extend_from_slice(&buf[..n]);
-                let Some(end) = carry.iter().rposition(|b| *b == b'\n') else {
-                    continue;
-                };
+                let end = scan.whole(&carry);
                 if samples.recording.load(Relaxed) {
-                    let text = String::from_utf8_lossy(&carry[..end]);
                     let mut got = Vec::new();
-                    // Completed candles are skipped: the clock completes a
-                    // minute up to a minute after its last trade, which is
-                    // not a delivery delay (at 1,000 updates/s a product
-                    // trades every few seconds: they made the p99 16 s).
-                    for element in text.split("<spot-candle ").skip(1) {
-                        if element.contains("data-complete=\"true\"") {
-                            continue;
-                        }
-                        let Some(part) = element.split("data-close=\"").nth(1) else {
-                            continue;
-                        };
-                        let value = part.split(['"', '.']).next().unwrap_or("");
-                        if let Ok(at) = value.parse::<i64>() {
-                            got.push(read_at - at);
-                        }
-                    }
+                    scan.trade_latencies(&carry[..end], read_at, &mut got);
                     samples.us.lock().unwrap_or_else(|p| p.into_inner()).extend(got);
                 }
-                carry.drain(..=end);
+                carry.drain(..end);
             }
         });
     }

@@ -20,7 +20,7 @@
 
 mod common;
 
-use common::{Peer, cpu_seconds, rss_kb};
+use common::{Peer, Scan, cpu_seconds, rss_kb};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -413,61 +413,6 @@ fn fake_process(products: usize) {
             println!("{}", market.answer(&fake, line).unwrap_or_else(|| "?".into()));
         }
     });
-}
-
-/// The latency samples (µs) in whole `<spot-candle>` elements read at `now`:
-/// one per minute candle a trade changed (it carries the newest trade's
-/// stamp as its close). Completed candles are skipped: the clock completes a
-/// minute seconds after its last trade, and that is not a delivery delay.
-///
-/// It scans bytes with prebuilt searchers: the clients' process shares the
-/// two cores with the server, and decoding every read as text and searching
-/// it with `str` patterns was half of its time at 100k trades/s (its lag then
-/// showed as latency the server had not caused).
-struct Scan {
-    element: memchr::memmem::Finder<'static>,
-    end: memchr::memmem::FinderRev<'static>,
-    minute: memchr::memmem::Finder<'static>,
-    complete: memchr::memmem::Finder<'static>,
-    close: memchr::memmem::Finder<'static>,
-}
-
-const ELEMENT_END: &[u8] = b"</spot-candle>";
-
-impl Scan {
-    fn new() -> Self {
-        Scan {
-            element: memchr::memmem::Finder::new(b"<spot-candle "),
-            end: memchr::memmem::FinderRev::new(ELEMENT_END),
-            minute: memchr::memmem::Finder::new(b"-ONE_MINUTE\""),
-            complete: memchr::memmem::Finder::new(b"data-complete=\"true\""),
-            close: memchr::memmem::Finder::new(b"data-close=\""),
-        }
-    }
-
-    /// Where the whole elements of `bytes` end (0: none ends in it).
-    fn whole(&self, bytes: &[u8]) -> usize {
-        self.end.rfind(bytes).map_or(0, |i| i + ELEMENT_END.len())
-    }
-
-    fn trade_latencies(&self, elements: &[u8], now: i64, out: &mut Vec<i64>) {
-        let starts: Vec<usize> = self.element.find_iter(elements).collect();
-        for (k, &from) in starts.iter().enumerate() {
-            let el = &elements[from..starts.get(k + 1).copied().unwrap_or(elements.len())];
-            if self.minute.find(el).is_none() || self.complete.find(el).is_some() {
-                continue;
-            }
-            let Some(at) = self.close.find(el) else { continue };
-            let digits = &el[at + self.close.needle().len()..];
-            let end = memchr::memchr(b'"', digits).unwrap_or(0);
-            if let Some(stamp) = std::str::from_utf8(&digits[..end])
-                .ok()
-                .and_then(|v| v.parse::<i64>().ok())
-            {
-                out.push(now - stamp);
-            }
-        }
-    }
 }
 
 /// p-th percentile of `v` in ms (sorts it).
