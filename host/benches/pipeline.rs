@@ -244,7 +244,8 @@ async fn drive(s: Settings) {
             100.0 * busy_share,
         );
         if sustained {
-            best = Some(done as f64 / wall);
+            let rate = done as f64 / wall;
+            best = Some(best.map_or(rate, |b: f64| b.max(rate)));
         } else {
             break;
         }
@@ -254,11 +255,12 @@ async fn drive(s: Settings) {
         "\nwhere the time goes (means, ms): the engine's stages per trade (a call's time counts for each trade \
          in it), then per event the wait in the client's mailbox (from the put, during the publish, to the write \
          by the publisher or the woken stream); the engine thread's time on a core and waiting for one, as shares \
-         of the window; the checkpoints in the window (each a full export of the state, on the engine's thread) \
-         and how long the last held the engine. The rest of the latency: the fake's send and the client's read (loopback, same cores)"
+         of the window; the checkpoints in the window (each built off the engine's thread: the last checkpoint imported \
+         into a fresh instance, the journal replayed, the state exported) with how long the last held the engine and \
+         how long it took to build. The rest of the latency: the fake's send and the client's read (loopback, same cores)"
     );
     println!(
-        "| offered/s | mean, to the client's read | feed read → call (parse, queue) | ingest | render + check | publish (puts, the publisher's writes) | in the mailbox | engine thread: on a core / waiting | checkpoints (the last's hold) |"
+        "| offered/s | mean, to the client's read | feed read → call (parse, queue) | ingest | render + check | publish (puts, the publisher's writes) | in the mailbox | engine thread: on a core / waiting | checkpoints (the last's hold / build) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for row in &breakdown {
@@ -315,10 +317,11 @@ struct Stages {
     waited: u64,
     /// `(on a core, waiting for one)`, ns, of the engine's thread.
     engine_thread: (u64, u64),
-    /// Checkpoints taken (full state exports on the engine's thread), and
-    /// how long the last one held the engine (µs).
+    /// Checkpoints taken, how long the last one held the engine and how
+    /// long it took to build off the engine's thread (µs).
     checkpoints: u64,
     last_checkpoint_us: u64,
+    last_checkpoint_build_us: u64,
 }
 
 impl Stages {
@@ -334,6 +337,7 @@ impl Stages {
             engine_thread: thread_schedule("spot-engine"),
             checkpoints: e.checkpoints.load(Relaxed),
             last_checkpoint_us: e.last_checkpoint_us.load(Relaxed),
+            last_checkpoint_build_us: e.last_checkpoint_build_us.load(Relaxed),
         }
     }
 
@@ -347,6 +351,7 @@ impl Stages {
             engine_thread: d(self.engine_thread, before.engine_thread),
             checkpoints: self.checkpoints - before.checkpoints,
             last_checkpoint_us: self.last_checkpoint_us,
+            last_checkpoint_build_us: self.last_checkpoint_build_us,
         }
     }
 
@@ -361,7 +366,12 @@ impl Stages {
         cells.push(if self.checkpoints == 0 {
             "0".into()
         } else {
-            format!("{} ({:.1} ms)", self.checkpoints, self.last_checkpoint_us as f64 / 1e3)
+            format!(
+                "{} ({:.2} / {:.0} ms)",
+                self.checkpoints,
+                self.last_checkpoint_us as f64 / 1e3,
+                self.last_checkpoint_build_us as f64 / 1e3
+            )
         });
         cells.join(" | ")
     }

@@ -181,6 +181,76 @@ async fn a_misbehaving_component_costs_only_itself_and_loses_no_trade() {
     }
 }
 
+/// Checkpoints are built on another thread from a snapshot of the journal
+/// while inputs keep coming; the journal then keeps only what came after
+/// the snapshot, and a rebuild after a fault starts from that checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_built_off_the_engine_thread_are_what_recovery_starts_from() {
+    let loader = loader();
+    let names = product_names(3);
+    let trades = market(3, 1_200, 5);
+    // A checkpoint after every input, built off the thread whatever the
+    // state's size: one is always being built.
+    let cfg = EngineConfig {
+        checkpoint_bytes: 1,
+        checkpoint_in_place_below: 0,
+        ..config()
+    };
+    let engine = start(&loader, load(&loader, "spot_test_misbehave"), cfg.clone());
+    let h = engine.handle();
+    h.register_products(&names).await.unwrap();
+    let (before, after) = trades.split_at(600);
+    let mut inputs = 1;
+    for chunk in before.chunks(20) {
+        h.trades(chunk.to_vec()).await.unwrap();
+        // One input each (queued batches would be applied as one).
+        h.barrier().await.unwrap();
+        inputs += 1;
+    }
+    // Wait for the checkpoints built meanwhile to land (each comes back as a
+    // command: a barrier after the last input does not wait for them).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        h.barrier().await.unwrap();
+        let status = h.status().await.unwrap();
+        if status.stats.checkpoints >= 1 && status.journal_entries < inputs {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint came back covering an entry: {status:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    assert!(status.stats.last_checkpoint_build_us > 0);
+    assert!(status.checkpoint_bytes > 0);
+    // A fault: the instance is rebuilt from the last checkpoint and what the
+    // journal kept, and the poison is set aside.
+    h.trades(vec![Trade {
+        product: 1,
+        side: Side::Buy,
+        trade_id: 1,
+        time_ms: T0,
+        price: Fixed::from_int(672),
+        size: Fixed::from_int(1),
+    }])
+    .await
+    .unwrap();
+    for chunk in after.chunks(20) {
+        h.trades(chunk.to_vec()).await.unwrap();
+    }
+    h.barrier().await.unwrap();
+    let status = h.status().await.unwrap();
+    assert!(status.stats.rebuilds >= 1);
+    assert_eq!(status.stats.quarantined, 1);
+    assert_eq!(
+        engine_state(&h).await,
+        reference(&names, &trades, &cfg).export(),
+        "no trade lost or doubled across checkpoints built elsewhere"
+    );
+    engine.shutdown().await;
+}
+
 /// A trade of `product` whose price makes the misbehaving component render an
 /// element that would run script (`chaos::XSS`).
 fn xss_trade(product: u32, trade_id: u64) -> Trade {

@@ -30,6 +30,14 @@ impl Entry {
         }
     }
 
+    /// Of [`Entry::size`], the candles' bytes.
+    fn candle_size(&self) -> usize {
+        match self {
+            Entry::Candles(b, _) => b.len(),
+            _ => 0,
+        }
+    }
+
     /// Apply to an instance; `None` for inputs that produce no outcome.
     pub(crate) fn apply(&self, inst: &mut Instance) -> Result<Option<Outcome>, Fault> {
         match self {
@@ -53,8 +61,15 @@ pub(crate) struct Journal {
     checkpoint: Arc<Vec<u8>>,
     entries: Vec<Logged>,
     bytes: usize,
+    /// Of `bytes`, those of candles (a restore or a repair: minutes the
+    /// state gains, where trades mostly change minutes it has).
+    candle_bytes: usize,
     since: Instant,
     next_seq: u64,
+    /// Changes when entries are taken out other than by a checkpoint (set
+    /// aside on a replay, or all of them by [`Journal::reset`]): a checkpoint
+    /// built from a snapshot of an older epoch may hold what was set aside.
+    epoch: u64,
 }
 
 /// A copy of the journal that another thread can replay (cheap: shared buffers).
@@ -92,8 +107,10 @@ impl Journal {
             checkpoint: Arc::new(checkpoint),
             entries: Vec::new(),
             bytes: 0,
+            candle_bytes: 0,
             since: Instant::now(),
             next_seq: 1,
+            epoch: 0,
         }
     }
 
@@ -102,17 +119,42 @@ impl Journal {
         self.checkpoint = Arc::new(checkpoint);
         self.entries.clear();
         self.bytes = 0;
+        self.candle_bytes = 0;
         self.since = Instant::now();
+        self.epoch += 1;
+    }
+
+    /// A checkpoint built elsewhere from a snapshot taken at `since` covers
+    /// the entries up to `through`; the ones after stay.
+    pub(crate) fn rebase(&mut self, checkpoint: Vec<u8>, through: u64, since: Instant) {
+        let covered = self.entries.partition_point(|l| l.seq <= through);
+        for l in self.entries.drain(..covered) {
+            self.bytes -= l.entry.size();
+            self.candle_bytes -= l.entry.candle_size();
+        }
+        self.checkpoint = Arc::new(checkpoint);
+        self.since = since;
+    }
+
+    /// See the `epoch` field.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// Record an applied input.
     pub(crate) fn push(&mut self, entry: Entry) {
         self.bytes += entry.size();
+        self.candle_bytes += entry.candle_size();
         self.entries.push(Logged {
             seq: self.next_seq,
             entry: Arc::new(entry),
         });
         self.next_seq += 1;
+    }
+
+    /// The entries' bytes.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Is it time for a new checkpoint?
@@ -122,6 +164,13 @@ impl Journal {
 
     pub(crate) fn checkpoint(&self) -> &[u8] {
         &self.checkpoint
+    }
+
+    /// About how large the next checkpoint will be: the last one and the
+    /// candles applied since (a restore is not checkpointed until it is
+    /// whole, so after one the last checkpoint says nothing of the state).
+    pub(crate) fn state_estimate(&self) -> usize {
+        self.checkpoint.len() + self.candle_bytes
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -142,12 +191,12 @@ impl Journal {
         &self.entries[from..]
     }
 
-    /// Sequence number of the last entry pushed (0: none yet).
     /// The newest input, if any.
     pub(crate) fn last(&self) -> Option<Arc<Entry>> {
         self.entries.last().map(|l| l.entry.clone())
     }
 
+    /// Sequence number of the last entry pushed (0: none yet).
     pub(crate) fn last_seq(&self) -> u64 {
         self.next_seq - 1
     }
@@ -161,5 +210,7 @@ impl Journal {
     pub(crate) fn remove(&mut self, i: usize) {
         let l = self.entries.remove(i);
         self.bytes -= l.entry.size();
+        self.candle_bytes -= l.entry.candle_size();
+        self.epoch += 1;
     }
 }

@@ -30,7 +30,12 @@ pub struct Stats {
     /// The engine's pause of the last swap, ns.
     pub last_swap_pause_ns: AtomicU64,
     pub checkpoints: AtomicU64,
+    /// What the last checkpoint held the engine (a snapshot of the journal,
+    /// and dropping the entries it covers), µs.
     pub last_checkpoint_us: AtomicU64,
+    /// What building the last checkpoint took (off the engine's thread: an
+    /// import, a replay and an export), µs.
+    pub last_checkpoint_build_us: AtomicU64,
     /// Total wall time spent in component calls applying inputs, ns.
     pub call_nanos: AtomicU64,
     /// The wall time of each such call, seconds.
@@ -117,6 +122,7 @@ pub struct StatsSnapshot {
     pub last_swap_pause_ns: u64,
     pub checkpoints: u64,
     pub last_checkpoint_us: u64,
+    pub last_checkpoint_build_us: u64,
     pub call_nanos: u64,
     pub late_revisions: u64,
     pub fleet_rendered: u64,
@@ -149,6 +155,7 @@ impl Stats {
             last_swap_pause_ns: self.last_swap_pause_ns.load(Relaxed),
             checkpoints: self.checkpoints.load(Relaxed),
             last_checkpoint_us: self.last_checkpoint_us.load(Relaxed),
+            last_checkpoint_build_us: self.last_checkpoint_build_us.load(Relaxed),
             call_nanos: self.call_nanos.load(Relaxed),
             late_revisions: self.late_revisions.load(Relaxed),
             fleet_rendered: self.fleet_rendered.load(Relaxed),

@@ -138,8 +138,14 @@ pub fn render(state: &AppState) -> String {
     o.one(
         "spot_engine_last_checkpoint_seconds",
         "gauge",
-        "Engine time the last checkpoint (a full state export) took: the engine takes no input meanwhile.",
+        "Engine time the last checkpoint held (a snapshot of the journal, then dropping what the state covers); the engine takes no input meanwhile.",
         e.last_checkpoint_us as f64 / 1e6,
+    );
+    o.one(
+        "spot_engine_last_checkpoint_build_seconds",
+        "gauge",
+        "Time the last checkpoint took to build off the engine's thread (import, replay of the journal, export).",
+        e.last_checkpoint_build_us as f64 / 1e6,
     );
     o.one(
         "spot_engine_component_seconds_total",

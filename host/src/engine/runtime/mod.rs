@@ -11,11 +11,13 @@
 //! A journal entry that faults during a rebuild is set aside the same way.
 //!
 //! - this file: the commands and the loop that applies them, in order;
-//! - [`recovery`]: faults, rebuilds from checkpoint + journal, checkpoints;
+//! - [`recovery`]: faults, rebuilds from checkpoint + journal;
+//! - [`checkpoint`]: new checkpoints, built off the thread;
 //! - [`swap`]: a new instance built off the thread, then switched between
 //!   two inputs (also how a shadow run starts);
 //! - [`emit`]: rendering an outcome, checking its elements, handing it out.
 
+mod checkpoint;
 mod emit;
 mod recovery;
 mod swap;
@@ -37,6 +39,7 @@ use super::sandbox::Sandbox;
 use super::shadow::{Shadow, ShadowReport};
 use super::stats::{ComponentSummary, Stats, Status};
 use super::{Cause, EngineConfig, EngineOutput, SwapReport, TradeStage};
+use checkpoint::PendingCheckpoint;
 use swap::PendingSwap;
 
 /// A consumer called on the engine's thread with every output, in order. It
@@ -84,7 +87,14 @@ pub(crate) enum Command {
     SwapReady {
         result: Result<Box<Instance>, Fault>,
         through: u64,
-        prepare: std::time::Duration,
+        prepare: Duration,
+    },
+    /// A checkpoint built off the engine thread: the state after the journal's
+    /// entries up to `through`.
+    CheckpointReady {
+        state: Result<Vec<u8>, Fault>,
+        through: u64,
+        built: Duration,
     },
     /// Stop after everything queued before it; later commands are refused.
     Stop,
@@ -108,8 +118,9 @@ pub(crate) struct Runtime {
     last_fault: Option<String>,
     pending: Option<Command>,
     swapping: Option<PendingSwap>,
+    checkpointing: Option<PendingCheckpoint>,
     shadow: Option<Shadow>,
-    /// For swap builders to report back without keeping the engine alive.
+    /// For swap builders and checkpoint threads to report back without keeping the engine alive.
     commands: mpsc::WeakSender<Command>,
     /// The active component's sha256, for whoever records it.
     active_tx: tokio::sync::watch::Sender<String>,
@@ -170,6 +181,7 @@ impl Runtime {
             last_fault: None,
             pending: None,
             swapping: None,
+            checkpointing: None,
             shadow: None,
             commands,
             active_tx,
@@ -278,6 +290,7 @@ impl Runtime {
                     through,
                     prepare,
                 } => self.finish_swap(result, through, prepare),
+                Command::CheckpointReady { state, through, built } => self.checkpoint_ready(state, through, built),
                 Command::ExportState(done) => {
                     let _ = done.send(self.export());
                 }

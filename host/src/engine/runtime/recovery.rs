@@ -1,6 +1,6 @@
 //! Recovery: a faulted instance is discarded and rebuilt from the checkpoint
 //! and the journal of inputs since; a swapped-in component that faults is
-//! rolled back; checkpoints keep the journal short.
+//! rolled back.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
@@ -68,31 +68,5 @@ impl Runtime {
         tracing::error!(component = %self.active, fault = %fault, "component cannot be rebuilt");
         self.last_fault = Some(format!("{}: cannot rebuild: {fault}", self.active));
         EngineError::Broken(format!("{} cannot be rebuilt: {fault}", self.active))
-    }
-
-    pub(super) fn maybe_checkpoint(&mut self) {
-        // A swap being prepared replays this journal: keep it whole until then.
-        if self.swapping.is_some()
-            || !self
-                .journal
-                .due(self.config.checkpoint_every, self.config.checkpoint_bytes)
-        {
-            return;
-        }
-        let started = Instant::now();
-        let Some(inst) = self.instance.as_mut() else { return };
-        match inst.export_state() {
-            Ok(state) => {
-                self.journal.reset(state);
-                self.stats.checkpoints.fetch_add(1, Relaxed);
-                self.stats
-                    .last_checkpoint_us
-                    .store(started.elapsed().as_micros() as u64, Relaxed);
-            }
-            Err(f) => {
-                self.record_fault(&f, "state export failed; rebuilding");
-                let _ = self.rebuild();
-            }
-        }
     }
 }

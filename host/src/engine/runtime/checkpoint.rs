@@ -1,0 +1,179 @@
+//! Checkpoints keep the journal short: every `checkpoint_every`, or once the
+//! journal holds `checkpoint_bytes`, the state is exported and the entries it
+//! covers are dropped.
+//!
+//! The export is built off the engine's thread: a checkpoint thread imports
+//! the last checkpoint into a fresh instance of the active component, replays
+//! a snapshot of the journal (shared buffers) and exports the state, on CPU
+//! that nothing else wants (`SCHED_IDLE`). The
+//! engine only takes the snapshot and, when the state comes back (a command,
+//! in order with the inputs), drops the entries it covers: what arrived
+//! meanwhile stays. An export on the engine's thread held every input behind
+//! it for 60-80 ms with a day of 900 products, and for up to seconds when the
+//! state had outgrown the last export's buffer (fresh pages to fault in). The
+//! cost moves to spare CPU: an import and a replay per checkpoint (1-2 s of a
+//! core with a day held at 100k trades/s: at the priority of the streams, it
+//! took CPU from them and from the engine), and for that while a second copy
+//! of the state (as a swap's build has). A machine with no CPU to spare
+//! builds slowly; once the journal is [`BEHIND`] times the size that makes a
+//! checkpoint due, the engine exports on its own thread after all. The
+//! replay is the inputs' `ingest` once more: a small state (the last
+//! checkpoint and the candles applied since under
+//! `EngineConfig::checkpoint_in_place_below`) is exported on the engine's
+//! thread instead, in a few milliseconds.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use super::{Command, Runtime};
+use crate::engine::error::Fault;
+use crate::engine::instance::Instance;
+
+/// How many times `checkpoint_bytes` the journal may grow to while a
+/// checkpoint is being built before the engine stops waiting for it.
+const BEHIND: usize = 4;
+
+/// A checkpoint being built off the engine's thread.
+pub(super) struct PendingCheckpoint {
+    /// The last entry its snapshot holds (which build this is).
+    through: u64,
+    /// The journal's epoch when its snapshot was taken.
+    epoch: u64,
+    /// When the snapshot was taken (the next checkpoint's time counts from it).
+    since: Instant,
+    /// What taking the snapshot held the engine.
+    hold: Duration,
+}
+
+impl Runtime {
+    /// Start a checkpoint when one is due and none is being built.
+    pub(super) fn maybe_checkpoint(&mut self) {
+        // A swap being prepared replays this journal: keep it whole until then.
+        if self.swapping.is_some() {
+            return;
+        }
+        if self.checkpointing.is_some() {
+            if self.journal.bytes() >= BEHIND.saturating_mul(self.config.checkpoint_bytes) {
+                // Its state is not taken when it comes back (`checkpoint_ready`).
+                tracing::warn!(
+                    journal_bytes = self.journal.bytes(),
+                    "the checkpoint thread is far behind (no spare CPU); exporting on the engine's"
+                );
+                self.checkpointing = None;
+                self.checkpoint_here();
+            }
+            return;
+        }
+        if !self
+            .journal
+            .due(self.config.checkpoint_every, self.config.checkpoint_bytes)
+        {
+            return;
+        }
+        if self.journal.state_estimate() < self.config.checkpoint_in_place_below {
+            self.checkpoint_here();
+            return;
+        }
+        let started = Instant::now();
+        let snapshot = self.journal.snapshot();
+        let through = self.journal.last_seq();
+        let (sandbox, settings, component) = (self.sandbox.clone(), self.settings, self.active.clone());
+        let commands = self.commands.clone();
+        let spawned = std::thread::Builder::new()
+            .name("spot-checkpoint".into())
+            .spawn(move || {
+                idle_priority();
+                let started = Instant::now();
+                let state = Instance::new(&sandbox, &component).and_then(|mut inst| {
+                    inst.configure(settings)?;
+                    snapshot.replay_into(&mut inst)?;
+                    inst.export_state()
+                });
+                if let Some(tx) = commands.upgrade() {
+                    let _ = tx.blocking_send(Command::CheckpointReady {
+                        state,
+                        through,
+                        built: started.elapsed(),
+                    });
+                }
+            });
+        match spawned {
+            Ok(_) => {
+                self.checkpointing = Some(PendingCheckpoint {
+                    through,
+                    epoch: self.journal.epoch(),
+                    since: started,
+                    hold: started.elapsed(),
+                })
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a checkpoint thread; exporting on the engine's");
+                self.checkpoint_here();
+            }
+        }
+    }
+
+    /// A checkpoint thread is done: its state covers the journal up to
+    /// `through`. Kept unless an entry was set aside meanwhile (the state may
+    /// hold it; the next one is due at once). When the component could not
+    /// build it there, it is exported here.
+    pub(super) fn checkpoint_ready(&mut self, state: Result<Vec<u8>, Fault>, through: u64, built: Duration) {
+        // A build the engine stopped waiting for is not the one pending.
+        if self.checkpointing.as_ref().is_none_or(|p| p.through != through) {
+            return;
+        }
+        let Some(pending) = self.checkpointing.take() else {
+            return;
+        };
+        match state {
+            Ok(state) if pending.epoch == self.journal.epoch() => {
+                let started = Instant::now();
+                self.journal.rebase(state, through, pending.since);
+                let hold = pending.hold + started.elapsed();
+                self.stats.checkpoints.fetch_add(1, Relaxed);
+                self.stats.last_checkpoint_us.store(hold.as_micros() as u64, Relaxed);
+                self.stats
+                    .last_checkpoint_build_us
+                    .store(built.as_micros() as u64, Relaxed);
+            }
+            Ok(_) => {
+                tracing::info!("a checkpoint built from before an entry was set aside is dropped; the next one is due");
+            }
+            Err(f) => {
+                tracing::warn!(component = %self.active, fault = %f,
+                    "the checkpoint thread could not build the state; exporting on the engine's");
+                self.checkpoint_here();
+            }
+        }
+    }
+
+    /// Export the state on the engine's thread: every input waits meanwhile.
+    fn checkpoint_here(&mut self) {
+        let started = Instant::now();
+        let Some(inst) = self.instance.as_mut() else { return };
+        match inst.export_state() {
+            Ok(state) => {
+                self.journal.reset(state);
+                let took = started.elapsed().as_micros() as u64;
+                self.stats.checkpoints.fetch_add(1, Relaxed);
+                self.stats.last_checkpoint_us.store(took, Relaxed);
+                self.stats.last_checkpoint_build_us.store(took, Relaxed);
+            }
+            Err(f) => {
+                self.record_fault(&f, "state export failed; rebuilding");
+                let _ = self.rebuild();
+            }
+        }
+    }
+}
+
+/// Give the calling thread only CPU that no other thread wants
+/// (`SCHED_IDLE`); where that is refused, it runs as it is.
+fn idle_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; `param` outlives the call.
+    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if r != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "SCHED_IDLE refused");
+    }
+}
