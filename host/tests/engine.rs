@@ -450,11 +450,27 @@ async fn compiled_components_are_cached_by_content_and_engine() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swaps_during_a_continuous_feed_lose_and_double_nothing() {
+    // Checkpoints stay rare so builders replay long journals and catch up in rounds.
+    swaps_during_a_feed(config()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swaps_while_checkpoints_are_built_off_the_thread_lose_and_double_nothing() {
+    // A checkpoint built elsewhere every few inputs: builds start before a
+    // swap and come back while it is prepared or after it switched.
+    swaps_during_a_feed(EngineConfig {
+        checkpoint_bytes: 4 << 10,
+        checkpoint_in_place_below: 0,
+        ..config()
+    })
+    .await;
+}
+
+async fn swaps_during_a_feed(cfg: EngineConfig) {
     let loader = loader();
     let a = load(&loader, "spot_guest");
     let b = load(&loader, "spot_test_misbehave");
-    // Checkpoints stay rare so builders replay long journals and catch up in rounds.
-    let engine = start(&loader, a.clone(), config());
+    let engine = start(&loader, a.clone(), cfg.clone());
     let h = engine.handle();
     let names = product_names(6);
     h.register_products(&names).await.unwrap();
@@ -477,8 +493,12 @@ async fn swaps_during_a_continuous_feed_lose_and_double_nothing() {
         h.trades(chunk.to_vec()).await.unwrap();
     }
     h.barrier().await.unwrap();
-    assert_eq!(h.status().await.unwrap().stats.swaps, rounds as u64);
-    assert_eq!(engine_state(&h).await, reference(&names, &trades, &config()).export());
+    let status = h.status().await.unwrap();
+    assert_eq!(status.stats.swaps, rounds as u64);
+    if cfg.checkpoint_in_place_below == 0 {
+        assert!(status.stats.checkpoints > 0, "{:?}", status.stats);
+    }
+    assert_eq!(engine_state(&h).await, reference(&names, &trades, &cfg).export());
     engine.shutdown().await;
 }
 
