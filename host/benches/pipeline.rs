@@ -255,9 +255,9 @@ async fn drive(s: Settings) {
         "\nwhere the time goes (means, ms): the engine's stages per trade (a call's time counts for each trade \
          in it), then per event the wait in the client's mailbox (from the put, during the publish, to the write \
          by the publisher or the woken stream); the engine thread's time on a core and waiting for one, as shares \
-         of the window; the checkpoints in the window (each built off the engine's thread: the last checkpoint imported \
-         into a fresh instance, the journal replayed, the state exported) with how long the last held the engine and \
-         how long it took to build. The rest of the latency: the fake's send and the client's read (loopback, same cores)"
+         of the window; the checkpoints in the window (a large state's built off the engine's thread: the last checkpoint \
+         imported into a fresh instance, the journal replayed, the state exported; a small one exported on it) with \
+         how long the last held the engine and how long it took to build. The rest of the latency: the fake's send and the client's read (loopback, same cores)"
     );
     println!(
         "| offered/s | mean, to the client's read | feed read → call (parse, queue) | ingest | render + check | publish (puts, the publisher's writes) | in the mailbox | engine thread: on a core / waiting | checkpoints (the last's hold / build) |"
