@@ -26,7 +26,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use super::{Command, Runtime};
-use crate::engine::error::Fault;
 use crate::engine::instance::Instance;
 
 /// How many times `checkpoint_bytes` the journal may grow to while a
@@ -84,11 +83,18 @@ impl Runtime {
             .spawn(move || {
                 idle_priority();
                 let started = Instant::now();
-                let state = Instance::new(&sandbox, &component).and_then(|mut inst| {
-                    inst.configure(settings)?;
-                    snapshot.replay_into(&mut inst)?;
-                    inst.export_state()
-                });
+                let build = || {
+                    Instance::new(&sandbox, &component).and_then(|mut inst| {
+                        inst.configure(settings)?;
+                        snapshot.replay_into(&mut inst)?;
+                        inst.export_state()
+                    })
+                };
+                // A panic here would leave the engine waiting for this build.
+                let state = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)) {
+                    Ok(built) => built.map_err(|f| f.to_string()),
+                    Err(_) => Err("the checkpoint thread panicked".to_string()),
+                };
                 if let Some(tx) = commands.upgrade() {
                     let _ = tx.blocking_send(Command::CheckpointReady {
                         state,
@@ -117,7 +123,7 @@ impl Runtime {
     /// `through`. Kept unless an entry was set aside meanwhile (the state may
     /// hold it; the next one is due at once). When the component could not
     /// build it there, it is exported here.
-    pub(super) fn checkpoint_ready(&mut self, state: Result<Vec<u8>, Fault>, through: u64, built: Duration) {
+    pub(super) fn checkpoint_ready(&mut self, state: Result<Vec<u8>, String>, through: u64, built: Duration) {
         // A build the engine stopped waiting for is not the one pending.
         if self.checkpointing.as_ref().is_none_or(|p| p.through != through) {
             return;
@@ -139,8 +145,8 @@ impl Runtime {
             Ok(_) => {
                 tracing::info!("a checkpoint built from before an entry was set aside is dropped; the next one is due");
             }
-            Err(f) => {
-                tracing::warn!(component = %self.active, fault = %f,
+            Err(why) => {
+                tracing::warn!(component = %self.active, error = %why,
                     "the checkpoint thread could not build the state; exporting on the engine's");
                 self.checkpoint_here();
             }

@@ -92,7 +92,8 @@ pub(crate) enum Command {
     /// A checkpoint built off the engine thread: the state after the journal's
     /// entries up to `through`.
     CheckpointReady {
-        state: Result<Vec<u8>, Fault>,
+        /// The state, or why the thread could not build it.
+        state: Result<Vec<u8>, String>,
         through: u64,
         built: Duration,
     },
