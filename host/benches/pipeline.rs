@@ -11,8 +11,9 @@
 //!
 //! With `--stored-hours H`, the database holds the last H hours of every
 //! product's minutes before the start (restored into the engine): the state
-//! a running instance holds, which every checkpoint exports on the engine's
-//! thread (the breakdown counts them per window, with the last one's hold).
+//! a running instance holds, which every checkpoint exports (the breakdown
+//! counts them per window, with the last one's hold of the engine and its
+//! build off the engine's thread).
 //!
 //! `cargo bench -p spot-host --bench pipeline -- [--seconds 10] [--rates 10000,25000,...]
 //! [--products 900] [--clients 1000] [--publish-writes-us 250] [--stored-hours 0]`.

@@ -9,9 +9,11 @@ use std::time::Instant;
 
 use spot_wire::Outcome;
 
-use super::bindings::{CandleSource, Product};
+use super::bindings::{CandleSource, Product, Settings};
 use super::error::Fault;
 use super::instance::Instance;
+use super::loader::LoadedComponent;
+use super::sandbox::Sandbox;
 
 /// One input as applied to a component.
 pub(crate) enum Entry {
@@ -79,9 +81,18 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    /// Import the checkpoint into `inst` and replay every entry.
-    pub(crate) fn replay_into(&self, inst: &mut Instance) -> Result<(), Fault> {
-        replay(&self.checkpoint, &self.entries, inst).map_err(|(_, f)| f)
+    /// A fresh instance of `component`, configured, holding the state this
+    /// snapshot gives (the checkpoint imported, every entry replayed).
+    pub(crate) fn instance(
+        &self,
+        sandbox: &Sandbox,
+        component: &LoadedComponent,
+        settings: Settings,
+    ) -> Result<Instance, Fault> {
+        let mut inst = Instance::new(sandbox, component)?;
+        inst.configure(settings)?;
+        replay(&self.checkpoint, &self.entries, &mut inst).map_err(|(_, f)| f)?;
+        Ok(inst)
     }
 }
 

@@ -26,7 +26,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use super::{Command, Runtime};
-use crate::engine::instance::Instance;
 
 /// How many times `checkpoint_bytes` the journal may grow to while a
 /// checkpoint is being built before the engine stops waiting for it.
@@ -83,13 +82,7 @@ impl Runtime {
             .spawn(move || {
                 idle_priority();
                 let started = Instant::now();
-                let build = || {
-                    Instance::new(&sandbox, &component).and_then(|mut inst| {
-                        inst.configure(settings)?;
-                        snapshot.replay_into(&mut inst)?;
-                        inst.export_state()
-                    })
-                };
+                let build = || snapshot.instance(&sandbox, &component, settings)?.export_state();
                 // A panic here would leave the engine waiting for this build.
                 let state = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)) {
                     Ok(built) => built.map_err(|f| f.to_string()),
@@ -125,10 +118,7 @@ impl Runtime {
     /// build it there, it is exported here.
     pub(super) fn checkpoint_ready(&mut self, state: Result<Vec<u8>, String>, through: u64, built: Duration) {
         // A build the engine stopped waiting for is not the one pending.
-        if self.checkpointing.as_ref().is_none_or(|p| p.through != through) {
-            return;
-        }
-        let Some(pending) = self.checkpointing.take() else {
+        let Some(pending) = self.checkpointing.take_if(|p| p.through == through) else {
             return;
         };
         match state {

@@ -52,12 +52,7 @@ impl Runtime {
         }
         let snapshot: Snapshot = self.journal.snapshot();
         let (sandbox, settings, target) = (self.sandbox.clone(), self.settings, component.clone());
-        let build = move || {
-            let mut inst = Instance::new(&sandbox, &target)?;
-            inst.configure(settings)?;
-            snapshot.replay_into(&mut inst)?;
-            Ok(inst)
-        };
+        let build = move || snapshot.instance(&sandbox, &target, settings);
         let through = self.journal.last_seq();
         match self.spawn_builder(through, build) {
             Ok(()) => {
