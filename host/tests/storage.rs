@@ -11,7 +11,7 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use spot_host::engine::{CandleUpdate, Cause, EngineOutput};
 use spot_host::server::Server;
-use spot_host::storage::upsert::{CandleRow, upsert, upsert_one};
+use spot_host::storage::upsert::{CandleRow, upsert, upsert_one, upsert_publishing};
 use spot_host::storage::{self, EXCHANGE, Writer, WriterConfig};
 use spot_testkit::pg::Cluster;
 use spot_wire::{Candle, Fixed, Granularity, Trade};
@@ -220,6 +220,57 @@ async fn migrations_apply_twice_concurrently_and_revert() {
         .get(0);
     assert_eq!(tables, 0);
     assert_eq!(storage::migrate::migrate(&mut client).await.expect("up again"), all);
+}
+
+/// A flush of thousands of rows publishes them as one `fleet_updates` row of
+/// arrays, large enough for TOAST: stored out of line without compression
+/// (pglz took a sixth of PostgreSQL's CPU under a steady feed), and read back whole.
+#[tokio::test]
+async fn a_large_flush_is_published_uncompressed_and_whole() {
+    common::trace();
+    let pg = Cluster::temporary().expect("cluster");
+    let pool = migrated_pool(&pg.url("postgres")).await;
+    let client = pool.get().await.expect("connection");
+    let candles: Vec<(String, Candle)> = (0..3_000)
+        .map(|i| {
+            let c = candle(
+                Granularity::OneMinute,
+                1_704_499_200 + 60 * (i % 50),
+                fx("42000.25"),
+                fx("0.5"),
+                3,
+            );
+            (format!("P{}-USD", i / 50), c)
+        })
+        .collect();
+    let rows = candles.iter().map(|(product, candle)| CandleRow {
+        product,
+        candle,
+        revision: 1,
+    });
+    let published = upsert_publishing(&client, EXCHANGE, "writer-a", rows)
+        .await
+        .expect("upsert");
+    assert_eq!(published.changed, 3_000);
+    let id = published.id.expect("a fleet_updates row");
+    let row = client
+        .query_one(
+            "SELECT pg_column_compression(product_id), pg_column_compression(open), pg_column_size(open),
+                    cardinality(open), open[3000], product_id[3000]
+             FROM fleet_updates WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .expect("select");
+    let (product_compression, open_compression): (Option<String>, Option<String>) = (row.get(0), row.get(1));
+    let (size, n, open, product): (i32, i32, String, String) = (row.get(2), row.get(3), row.get(4), row.get(5));
+    assert_eq!(
+        (product_compression, open_compression),
+        (None, None),
+        "stored uncompressed"
+    );
+    assert!(size > 3_000 * "42000.25".len() as i32, "{size} bytes: the whole array");
+    assert_eq!((n, open.as_str(), product.as_str()), (3_000, "42000.25", "P59-USD"));
 }
 
 #[tokio::test]

@@ -60,6 +60,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/0007_admin.up.sql"),
         down: include_str!("../../../migrations/0007_admin.down.sql"),
     },
+    Migration {
+        version: 8,
+        name: "fleet_updates_uncompressed",
+        up: include_str!("../../../migrations/0008_fleet_updates_uncompressed.up.sql"),
+        down: include_str!("../../../migrations/0008_fleet_updates_uncompressed.down.sql"),
+    },
 ];
 
 /// Any constant shared by every spot instance; "spot" in ASCII.
