@@ -7,7 +7,8 @@ COMPONENT_PATH ?= $(COMPONENT_DIR)/spot_guest.wasm
 # Components only the tests and benches load (test-components/): built for
 # wasm32-wasip2 only, so kept out of the host-target `cargo test`.
 TEST_COMPONENTS := spot-test-misbehave spot-test-wrong-contract spot-test-foreign-import \
-	spot-test-bad-output spot-test-ingest-floor spot-test-hostile-element spot-test-hungry
+	spot-test-bad-output spot-test-ingest-floor spot-test-hostile-element spot-test-hungry \
+	spot-test-slow-import
 
 .PHONY: run demo build test components toolchain browser-deps test-deps nchan-deps timescaledb fuzz-deps fuzz-build fuzz bench soak lint fmt clean
 

@@ -251,6 +251,78 @@ async fn checkpoints_built_off_the_engine_thread_are_what_recovery_starts_from()
     engine.shutdown().await;
 }
 
+/// Threads of this process named `spot-checkpoint` (builds still running).
+fn checkpoint_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| t.ok())
+                .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "spot-checkpoint"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// A checkpoint build slower than the inputs (a component whose import
+/// spins): once the journal is 4x the size that made the checkpoint due, the
+/// engine stops waiting and exports on its own thread. The builds it stopped
+/// waiting for come back later and are not taken: a swap, built from the
+/// checkpoint and the journal, still carries every trade exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_build_that_falls_behind_is_replaced_by_an_export_on_the_engine_thread() {
+    let loader = loader();
+    let names = product_names(3);
+    let trades = market(3, 160, 9);
+    // Due after every input, built off the thread whatever the state's size:
+    // the next input finds the journal past 4x while the build spins.
+    let cfg = EngineConfig {
+        checkpoint_bytes: 1,
+        checkpoint_in_place_below: 0,
+        ..config()
+    };
+    let engine = start(&loader, load(&loader, "spot_test_slow_import"), cfg.clone());
+    let h = engine.handle();
+    h.register_products(&names).await.unwrap();
+    let mut chunks = trades.chunks(20);
+    for chunk in chunks.by_ref().take(2) {
+        h.trades(chunk.to_vec()).await.unwrap();
+        h.barrier().await.unwrap();
+    }
+    // The products' definition started a build (a spin of a few hundred
+    // milliseconds at idle priority); the first trades found the journal
+    // behind it and were exported with the state on the engine's thread; the
+    // next trades started another build.
+    let status = h.status().await.unwrap();
+    assert_eq!(status.stats.checkpoints, 1, "{status:?}");
+    assert_eq!(
+        status.stats.last_checkpoint_build_us, status.stats.last_checkpoint_us,
+        "exported on the engine's thread, not built: {status:?}"
+    );
+    assert_eq!(status.journal_entries, 1, "{status:?}");
+    // More builds start and are given up; all of them come back late.
+    for chunk in chunks {
+        h.trades(chunk.to_vec()).await.unwrap();
+        h.barrier().await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while checkpoint_threads() > 0 {
+        assert!(std::time::Instant::now() < deadline, "checkpoint builds still running");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Every build has sent its state: the barrier comes after them.
+    h.barrier().await.unwrap();
+    let status = h.status().await.unwrap();
+    assert!(status.stats.checkpoints >= 4, "{status:?}");
+    // A swap's new instance is the last checkpoint with the journal replayed.
+    h.swap(load(&loader, "spot_guest")).await.unwrap();
+    assert_eq!(
+        engine_state(&h).await,
+        reference(&names, &trades, &cfg).export(),
+        "no trade lost or doubled by a build that came back late"
+    );
+    engine.shutdown().await;
+}
+
 /// A trade of `product` whose price makes the misbehaving component render an
 /// element that would run script (`chaos::XSS`).
 fn xss_trade(product: u32, trade_id: u64) -> Trade {

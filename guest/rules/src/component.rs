@@ -15,7 +15,9 @@
 ///
 /// `element` may be [`crate::render::element`] (the seed's element). An
 /// optional `ingest: path::to::fn` (`fn(&[u8]) -> Result<Vec<u8>, String>`)
-/// replaces [`crate::handlers::ingest`]. The
+/// replaces [`crate::handlers::ingest`]; after it, an optional
+/// `import_state: path::to::fn` (`fn(&[u8]) -> Result<(), String>`) replaces
+/// [`crate::handlers::import_state`] (to read an older state format, say). The
 /// calling crate depends on `wit-bindgen` (the bindings are generated in it)
 /// and is built for `wasm32-wasip2`.
 #[macro_export]
@@ -24,6 +26,13 @@ macro_rules! component {
         $crate::component! { name: $name, wit: $wit, element: $element, ingest: $crate::handlers::ingest }
     };
     (name: $name:tt, wit: $wit:tt, element: $element:path, ingest: $ingest:path $(,)?) => {
+        $crate::component! {
+            name: $name, wit: $wit, element: $element, ingest: $ingest,
+            import_state: $crate::handlers::import_state
+        }
+    };
+    (name: $name:tt, wit: $wit:tt, element: $element:path, ingest: $ingest:path,
+     import_state: $import:path $(,)?) => {
         wit_bindgen::generate!({ world: "aggregation-component", path: $wit });
 
         struct SpotComponent;
@@ -61,7 +70,7 @@ macro_rules! component {
                 $crate::handlers::export_state()
             }
             fn import_state(state: Vec<u8>) -> Result<(), String> {
-                $crate::handlers::import_state(&state)
+                $import(&state)
             }
             fn render(candles: Vec<u8>) -> Vec<String> {
                 $crate::handlers::render_with(&candles, $element)
