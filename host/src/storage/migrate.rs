@@ -16,56 +16,41 @@ pub struct Migration {
     pub down: &'static str,
 }
 
+/// `NNNN_name`: the migration's version and name, with its two files.
+macro_rules! migrations {
+    ($($version:literal $file:literal),* $(,)?) => {
+        &[$(Migration {
+            version: $version,
+            name: name_of($file),
+            up: include_str!(concat!("../../../migrations/", $file, ".up.sql")),
+            down: include_str!(concat!("../../../migrations/", $file, ".down.sql")),
+        }),*]
+    };
+}
+
+/// `schema` of `0001_schema`.
+const fn name_of(file: &'static str) -> &'static str {
+    let bytes = file.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'_' {
+            return file.split_at(i + 1).1;
+        }
+        i += 1;
+    }
+    file
+}
+
 /// Every migration, oldest first. A test checks this matches `migrations/`.
-pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "schema",
-        up: include_str!("../../../migrations/0001_schema.up.sql"),
-        down: include_str!("../../../migrations/0001_schema.down.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "pending_repairs",
-        up: include_str!("../../../migrations/0002_pending_repairs.up.sql"),
-        down: include_str!("../../../migrations/0002_pending_repairs.down.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "components",
-        up: include_str!("../../../migrations/0003_components.up.sql"),
-        down: include_str!("../../../migrations/0003_components.down.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "history",
-        up: include_str!("../../../migrations/0004_history.up.sql"),
-        down: include_str!("../../../migrations/0004_history.down.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "fleet",
-        up: include_str!("../../../migrations/0005_fleet.up.sql"),
-        down: include_str!("../../../migrations/0005_fleet.down.sql"),
-    },
-    Migration {
-        version: 6,
-        name: "trading_pair_sizes",
-        up: include_str!("../../../migrations/0006_trading_pair_sizes.up.sql"),
-        down: include_str!("../../../migrations/0006_trading_pair_sizes.down.sql"),
-    },
-    Migration {
-        version: 7,
-        name: "admin",
-        up: include_str!("../../../migrations/0007_admin.up.sql"),
-        down: include_str!("../../../migrations/0007_admin.down.sql"),
-    },
-    Migration {
-        version: 8,
-        name: "fleet_updates_uncompressed",
-        up: include_str!("../../../migrations/0008_fleet_updates_uncompressed.up.sql"),
-        down: include_str!("../../../migrations/0008_fleet_updates_uncompressed.down.sql"),
-    },
+pub const MIGRATIONS: &[Migration] = migrations![
+    1 "0001_schema",
+    2 "0002_pending_repairs",
+    3 "0003_components",
+    4 "0004_history",
+    5 "0005_fleet",
+    6 "0006_trading_pair_sizes",
+    7 "0007_admin",
+    8 "0008_fleet_updates_uncompressed",
 ];
 
 /// Any constant shared by every spot instance; "spot" in ASCII.
