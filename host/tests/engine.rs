@@ -189,10 +189,10 @@ async fn checkpoints_built_off_the_engine_thread_are_what_recovery_starts_from()
     let loader = loader();
     let names = product_names(3);
     let trades = market(3, 1_200, 5);
-    // A checkpoint after every input, built off the thread whatever the
-    // state's size: one is always being built.
+    // Due every two inputs of 20 trades, built off the thread whatever the
+    // state's size. (The engine stops waiting for a build only 8 inputs on.)
     let cfg = EngineConfig {
-        checkpoint_bytes: 1,
+        checkpoint_bytes: 2 * 20 * spot_wire::TRADE_SIZE,
         checkpoint_in_place_below: 0,
         ..config()
     };
@@ -200,30 +200,35 @@ async fn checkpoints_built_off_the_engine_thread_are_what_recovery_starts_from()
     let h = engine.handle();
     h.register_products(&names).await.unwrap();
     let (before, after) = trades.split_at(600);
-    let mut inputs = 1;
-    for chunk in before.chunks(20) {
+    let mut chunks = before.chunks(20);
+    // Builds start and come back while inputs come.
+    for chunk in chunks.by_ref().take(27) {
         h.trades(chunk.to_vec()).await.unwrap();
         // One input each (queued batches would be applied as one).
         h.barrier().await.unwrap();
-        inputs += 1;
     }
-    // Wait for the checkpoints built meanwhile to land (each comes back as a
-    // command: a barrier after the last input does not wait for them).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let status = loop {
+    let status = checkpoint_builds_returned(&h).await;
+    assert!(status.stats.checkpoint_builds >= 1, "{status:?}");
+    let landed = status.stats.checkpoints;
+    // Two inputs make one due. Its build is never given up (two inputs are
+    // far from 8): it is taken when it comes back.
+    for chunk in chunks.by_ref().take(2) {
+        h.trades(chunk.to_vec()).await.unwrap();
         h.barrier().await.unwrap();
-        let status = h.status().await.unwrap();
-        if status.stats.checkpoints >= 1 && status.journal_entries < inputs {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no checkpoint came back covering an entry: {status:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    };
+    }
+    let status = checkpoint_builds_returned(&h).await;
+    assert_eq!(status.stats.checkpoints, landed + 1, "{status:?}");
+    assert!(
+        status.journal_entries <= 1,
+        "only what came after its snapshot: {status:?}"
+    );
     assert!(status.stats.last_checkpoint_build_us > 0);
     assert!(status.checkpoint_bytes > 0);
+    // One more input after it.
+    for chunk in chunks {
+        h.trades(chunk.to_vec()).await.unwrap();
+    }
+    h.barrier().await.unwrap();
     // A fault: the instance is rebuilt from the last checkpoint and what the
     // journal kept, and the poison is set aside.
     h.trades(vec![Trade {
@@ -251,16 +256,21 @@ async fn checkpoints_built_off_the_engine_thread_are_what_recovery_starts_from()
     engine.shutdown().await;
 }
 
-/// Threads of this process named `spot-checkpoint` (builds still running).
-fn checkpoint_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|tasks| {
-            tasks
-                .filter_map(|t| t.ok())
-                .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "spot-checkpoint"))
-                .count()
-        })
-        .unwrap_or(0)
+/// The engine's status once every checkpoint build it started has come back
+/// and been handled (the status is read in order with their commands).
+async fn checkpoint_builds_returned(h: &spot_host::engine::EngineHandle) -> spot_host::engine::Status {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let status = h.status().await.unwrap();
+        if status.stats.checkpoint_builds_returned == status.stats.checkpoint_builds {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "checkpoint builds still out: {status:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 /// A checkpoint build slower than the inputs (a component whose import
@@ -304,15 +314,9 @@ async fn a_checkpoint_build_that_falls_behind_is_replaced_by_an_export_on_the_en
         h.trades(chunk.to_vec()).await.unwrap();
         h.barrier().await.unwrap();
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while checkpoint_threads() > 0 {
-        assert!(std::time::Instant::now() < deadline, "checkpoint builds still running");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    // Every build has sent its state: the barrier comes after them.
-    h.barrier().await.unwrap();
-    let status = h.status().await.unwrap();
+    let status = checkpoint_builds_returned(&h).await;
     assert!(status.stats.checkpoints >= 4, "{status:?}");
+    assert!(status.stats.checkpoint_builds >= 4, "{status:?}");
     // A swap's new instance is the last checkpoint with the journal replayed.
     h.swap(load(&loader, "spot_guest")).await.unwrap();
     assert_eq!(

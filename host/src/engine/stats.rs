@@ -36,6 +36,10 @@ pub struct Stats {
     /// What building the last checkpoint took (off the engine's thread: an
     /// import, a replay and an export), µs.
     pub last_checkpoint_build_us: AtomicU64,
+    /// Checkpoint builds started off the engine's thread, and those that came
+    /// back (taken or not: the engine may have stopped waiting for one).
+    pub checkpoint_builds: AtomicU64,
+    pub checkpoint_builds_returned: AtomicU64,
     /// Total wall time spent in component calls applying inputs, ns.
     pub call_nanos: AtomicU64,
     /// The wall time of each such call, seconds.
@@ -123,6 +127,8 @@ pub struct StatsSnapshot {
     pub checkpoints: u64,
     pub last_checkpoint_us: u64,
     pub last_checkpoint_build_us: u64,
+    pub checkpoint_builds: u64,
+    pub checkpoint_builds_returned: u64,
     pub call_nanos: u64,
     pub late_revisions: u64,
     pub fleet_rendered: u64,
@@ -156,6 +162,8 @@ impl Stats {
             checkpoints: self.checkpoints.load(Relaxed),
             last_checkpoint_us: self.last_checkpoint_us.load(Relaxed),
             last_checkpoint_build_us: self.last_checkpoint_build_us.load(Relaxed),
+            checkpoint_builds: self.checkpoint_builds.load(Relaxed),
+            checkpoint_builds_returned: self.checkpoint_builds_returned.load(Relaxed),
             call_nanos: self.call_nanos.load(Relaxed),
             late_revisions: self.late_revisions.load(Relaxed),
             fleet_rendered: self.fleet_rendered.load(Relaxed),

@@ -148,6 +148,18 @@ pub fn render(state: &AppState) -> String {
         e.last_checkpoint_build_us as f64 / 1e6,
     );
     o.one(
+        "spot_engine_checkpoint_builds_total",
+        "counter",
+        "Checkpoints started off the engine's thread.",
+        e.checkpoint_builds,
+    );
+    o.one(
+        "spot_engine_checkpoint_builds_returned_total",
+        "counter",
+        "Checkpoint builds that came back, taken or not (the engine stops waiting for one that falls far behind).",
+        e.checkpoint_builds_returned,
+    );
+    o.one(
         "spot_engine_component_seconds_total",
         "counter",
         "Time spent in component calls.",

@@ -98,6 +98,7 @@ impl Runtime {
             });
         match spawned {
             Ok(_) => {
+                self.stats.checkpoint_builds.fetch_add(1, Relaxed);
                 self.checkpointing = Some(PendingCheckpoint {
                     through,
                     epoch: self.journal.epoch(),
@@ -117,6 +118,7 @@ impl Runtime {
     /// hold it; the next one is due at once). When the component could not
     /// build it there, it is exported here.
     pub(super) fn checkpoint_ready(&mut self, state: Result<Vec<u8>, String>, through: u64, built: Duration) {
+        self.stats.checkpoint_builds_returned.fetch_add(1, Relaxed);
         // A build the engine stopped waiting for is not the one pending.
         let Some(pending) = self.checkpointing.take_if(|p| p.through == through) else {
             return;
