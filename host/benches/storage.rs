@@ -10,6 +10,12 @@
 //! of them move to a new bucket. Each method has its own `exchange` value so
 //! their rows do not interfere. Reports rows/s and ratios; asserts nothing.
 //!
+//! The writer publishing to the fleet is run three times a round, each with
+//! the WAL it wrote per row (`pg_current_wal_lsn`): as migrated
+//! (`fleet_updates` arrays compressed with lz4, migration 9), stored
+//! uncompressed (migration 8: 9's down step applied) and compressed with
+//! TOAST's pglz (PostgreSQL's default: 8's down step too).
+//!
 //! `make bench` runs it (`cargo bench -p spot-host --bench storage`).
 
 use std::sync::Arc;
@@ -176,6 +182,74 @@ async fn writer(
     (fed, written, took)
 }
 
+/// Where the WAL ends now, in bytes.
+async fn wal_lsn(pool: &deadpool_postgres::Pool) -> f64 {
+    let client = pool.get().await.expect("connection");
+    let row = client
+        .query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8", &[])
+        .await
+        .expect("pg_current_wal_lsn");
+    row.get(0)
+}
+
+/// How `fleet_updates`' arrays are stored; rows inserted afterwards are
+/// stored so.
+#[derive(Clone, Copy)]
+enum Arrays {
+    /// As migrated: lz4.
+    Lz4,
+    /// Out of line, uncompressed (migration 8).
+    Uncompressed,
+    /// PostgreSQL's default: compressed with pglz.
+    Pglz,
+}
+
+const LZ4_UP: &str = include_str!("../../migrations/0009_fleet_updates_lz4.up.sql");
+const LZ4_DOWN: &str = include_str!("../../migrations/0009_fleet_updates_lz4.down.sql");
+const UNCOMPRESSED_UP: &str = include_str!("../../migrations/0008_fleet_updates_uncompressed.up.sql");
+const UNCOMPRESSED_DOWN: &str = include_str!("../../migrations/0008_fleet_updates_uncompressed.down.sql");
+
+async fn store_arrays(pool: &deadpool_postgres::Pool, arrays: Arrays) {
+    let steps: &[&str] = match arrays {
+        Arrays::Lz4 => &[],
+        Arrays::Uncompressed => &[LZ4_DOWN],
+        Arrays::Pglz => &[LZ4_DOWN, UNCOMPRESSED_DOWN],
+    };
+    let client = pool.get().await.expect("connection");
+    for sql in steps {
+        client.batch_execute(sql).await.expect("fleet_updates storage");
+    }
+}
+
+/// Back to the migrated storage after [`store_arrays`].
+async fn restore_arrays(pool: &deadpool_postgres::Pool, arrays: Arrays) {
+    let steps: &[&str] = match arrays {
+        Arrays::Lz4 => &[],
+        Arrays::Uncompressed => &[LZ4_UP],
+        Arrays::Pglz => &[UNCOMPRESSED_UP, LZ4_UP],
+    };
+    let client = pool.get().await.expect("connection");
+    for sql in steps {
+        client.batch_execute(sql).await.expect("fleet_updates storage");
+    }
+}
+
+/// [`writer`] paced and publishing, with `fleet_updates`' arrays stored as
+/// `arrays` says: (rows/s, WAL bytes per row).
+async fn publishing(
+    pool: &deadpool_postgres::Pool,
+    products: &[Arc<str>],
+    ticks: std::ops::Range<usize>,
+    arrays: Arrays,
+) -> (f64, f64) {
+    store_arrays(pool, arrays).await;
+    let before = wal_lsn(pool).await;
+    let (_, written, d) = writer(pool, products, ticks, true, true).await;
+    let wal = wal_lsn(pool).await - before;
+    restore_arrays(pool, arrays).await;
+    (written as f64 / d.as_secs_f64(), wal / written as f64)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -199,29 +273,48 @@ fn main() {
         writer(&pool, &products, 0..1, true, false).await;
 
         let (mut row_rates, mut unnest_rates, mut writer_rates, mut flood_rates) = (vec![], vec![], vec![], vec![]);
-        let mut publishing_rates = vec![];
+        let (mut publishing_rates, mut publishing_wal, mut writer_wal) = (vec![], vec![], vec![]);
+        let (mut uncompressed_rates, mut uncompressed_wal, mut pglz_rates, mut pglz_wal) = (vec![], vec![], vec![], vec![]);
         let mut tick = 1;
         for round in 0..3 {
             let (n, d) = one_per_row(&pool, &products, tick..tick + 1, &mut rev).await;
             row_rates.push(n as f64 / d.as_secs_f64());
             let (n, d) = raw_unnest(&pool, &products, tick..tick + 10, &mut rev).await;
             unnest_rates.push(n as f64 / d.as_secs_f64());
+            let before = wal_lsn(&pool).await;
             let (fed, written, d) = writer(&pool, &products, tick + 10..tick + 20, true, false).await;
+            writer_wal.push((wal_lsn(&pool).await - before) / written as f64);
             assert_eq!(fed as u64, written, "paced: every update is a row");
             writer_rates.push(written as f64 / d.as_secs_f64());
             let (fed, written, d) = writer(&pool, &products, tick + 20..tick + 30, false, true).await;
             flood_rates.push(fed as f64 / d.as_secs_f64());
-            let (_, published, p) = writer(&pool, &products, tick + 30..tick + 40, true, true).await;
-            publishing_rates.push(published as f64 / p.as_secs_f64());
+            let (rate, wal) = publishing(&pool, &products, tick + 30..tick + 40, Arrays::Lz4).await;
+            publishing_rates.push(rate);
+            publishing_wal.push(wal);
+            let (rate, wal) = publishing(&pool, &products, tick + 40..tick + 50, Arrays::Uncompressed).await;
+            uncompressed_rates.push(rate);
+            uncompressed_wal.push(wal);
+            let (rate, wal) = publishing(&pool, &products, tick + 50..tick + 60, Arrays::Pglz).await;
+            pglz_rates.push(rate);
+            pglz_wal.push(wal);
             println!(
-                "round {round}: one-per-row {:>6.0} rows/s | raw UNNEST {:>6.0} rows/s | writer {:>6.0} rows/s, publishing to the fleet {:>6.0} | flood: {:>7.0} updates/s absorbed ({written} rows for {fed} updates)",
-                row_rates[round], unnest_rates[round], writer_rates[round], publishing_rates[round], flood_rates[round]
+                "round {round}: one-per-row {:>6.0} rows/s | raw UNNEST {:>6.0} rows/s | writer {:>6.0} rows/s ({:.0} B of WAL a row) | publishing to the fleet {:>6.0} ({:.0} B), its arrays uncompressed {:>6.0} ({:.0} B), with pglz {:>6.0} ({:.0} B) | flood: {:>7.0} updates/s absorbed ({written} rows for {fed} updates)",
+                row_rates[round], unnest_rates[round], writer_rates[round], writer_wal[round],
+                publishing_rates[round], publishing_wal[round], uncompressed_rates[round], uncompressed_wal[round],
+                pglz_rates[round], pglz_wal[round], flood_rates[round]
             );
-            tick += 40;
+            tick += 60;
         }
         let (row, unnest, writer, flood) =
             (median(row_rates), median(unnest_rates), median(writer_rates), median(flood_rates));
-        let publishing = median(publishing_rates);
+        let (publishing, uncompressed, pglz) =
+            (median(publishing_rates), median(uncompressed_rates), median(pglz_rates));
+        let (writer_wal, publishing_wal, uncompressed_wal, pglz_wal) = (
+            median(writer_wal),
+            median(publishing_wal),
+            median(uncompressed_wal),
+            median(pglz_wal),
+        );
         println!();
         println!("median rows/s: one-per-row {row:.0}, raw UNNEST x500 {unnest:.0}, writer {writer:.0}");
         println!("a flood is absorbed at {flood:.0} updates/s (coalesced before writing)");
@@ -230,6 +323,16 @@ fn main() {
         println!(
             "writer publishing to the fleet / writer alone = {:.0}%   (the fleet_updates row and the NOTIFY of each flush)",
             100.0 * publishing / writer
+        );
+        println!(
+            "WAL a row: the writer alone {writer_wal:.0} B, publishing {publishing_wal:.0} B (fleet_updates with lz4), {uncompressed_wal:.0} B uncompressed, {pglz_wal:.0} B with pglz"
+        );
+        println!(
+            "fleet_updates with lz4 (as migrated) / uncompressed: {:.2}x the rows/s, {:.2}x the WAL; / pglz: {:.2}x the rows/s, {:.2}x the WAL",
+            publishing / uncompressed,
+            publishing_wal / uncompressed_wal,
+            publishing / pglz,
+            publishing_wal / pglz_wal
         );
     });
 }

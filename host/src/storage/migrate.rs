@@ -51,6 +51,7 @@ pub const MIGRATIONS: &[Migration] = migrations![
     6 "0006_trading_pair_sizes",
     7 "0007_admin",
     8 "0008_fleet_updates_uncompressed",
+    9 "0009_fleet_updates_lz4",
 ];
 
 /// Any constant shared by every spot instance; "spot" in ASCII.
