@@ -276,8 +276,8 @@ async fn checkpoint_builds_returned(h: &spot_host::engine::EngineHandle) -> spot
 /// A checkpoint build slower than the inputs (a component whose import
 /// spins): once the journal is 4x the size that made the checkpoint due, the
 /// engine stops waiting and exports on its own thread. The builds it stopped
-/// waiting for come back later and are not taken: a swap, built from the
-/// checkpoint and the journal, still carries every trade exactly once.
+/// waiting for stop early, come back and are not taken: a swap, built from
+/// the checkpoint and the journal, still carries every trade exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_build_that_falls_behind_is_replaced_by_an_export_on_the_engine_thread() {
     let loader = loader();
@@ -317,6 +317,9 @@ async fn a_checkpoint_build_that_falls_behind_is_replaced_by_an_export_on_the_en
     let status = checkpoint_builds_returned(&h).await;
     assert!(status.stats.checkpoints >= 4, "{status:?}");
     assert!(status.stats.checkpoint_builds >= 4, "{status:?}");
+    // The first was given up while it imported: it stopped there, before
+    // its replay and export.
+    assert!(status.stats.checkpoint_builds_given_up >= 1, "{status:?}");
     // A swap's new instance is the last checkpoint with the journal replayed.
     h.swap(load(&loader, "spot_guest")).await.unwrap();
     assert_eq!(

@@ -5,6 +5,8 @@
 //! the engine thread.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use spot_wire::Outcome;
@@ -93,6 +95,28 @@ impl Snapshot {
         inst.configure(settings)?;
         replay(&self.checkpoint, &self.entries, &mut inst).map_err(|(_, f)| f)?;
         Ok(inst)
+    }
+
+    /// [`Snapshot::instance`], unless `stop` is set before it is done (looked
+    /// at after the import and before each entry): then `None`, and the
+    /// instance's memory is freed at once.
+    pub(crate) fn instance_unless(
+        &self,
+        sandbox: &Sandbox,
+        component: &LoadedComponent,
+        settings: Settings,
+        stop: &AtomicBool,
+    ) -> Result<Option<Instance>, Fault> {
+        let mut inst = Instance::new(sandbox, component)?;
+        inst.configure(settings)?;
+        inst.import_state(&self.checkpoint)?;
+        for l in &self.entries {
+            if stop.load(Relaxed) {
+                return Ok(None);
+            }
+            l.entry.apply(&mut inst)?;
+        }
+        Ok((!stop.load(Relaxed)).then_some(inst))
     }
 }
 

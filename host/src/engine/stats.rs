@@ -40,6 +40,9 @@ pub struct Stats {
     /// back (taken or not: the engine may have stopped waiting for one).
     pub checkpoint_builds: AtomicU64,
     pub checkpoint_builds_returned: AtomicU64,
+    /// Builds that stopped before their export because the engine had
+    /// stopped waiting for them (their memory freed then).
+    pub checkpoint_builds_given_up: AtomicU64,
     /// Total wall time spent in component calls applying inputs, ns.
     pub call_nanos: AtomicU64,
     /// The wall time of each such call, seconds.
@@ -129,6 +132,7 @@ pub struct StatsSnapshot {
     pub last_checkpoint_build_us: u64,
     pub checkpoint_builds: u64,
     pub checkpoint_builds_returned: u64,
+    pub checkpoint_builds_given_up: u64,
     pub call_nanos: u64,
     pub late_revisions: u64,
     pub fleet_rendered: u64,
@@ -164,6 +168,7 @@ impl Stats {
             last_checkpoint_build_us: self.last_checkpoint_build_us.load(Relaxed),
             checkpoint_builds: self.checkpoint_builds.load(Relaxed),
             checkpoint_builds_returned: self.checkpoint_builds_returned.load(Relaxed),
+            checkpoint_builds_given_up: self.checkpoint_builds_given_up.load(Relaxed),
             call_nanos: self.call_nanos.load(Relaxed),
             late_revisions: self.late_revisions.load(Relaxed),
             fleet_rendered: self.fleet_rendered.load(Relaxed),

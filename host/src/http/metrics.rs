@@ -160,6 +160,12 @@ pub fn render(state: &AppState) -> String {
         e.checkpoint_builds_returned,
     );
     o.one(
+        "spot_engine_checkpoint_builds_given_up_total",
+        "counter",
+        "Checkpoint builds that stopped before their export: the engine had stopped waiting for them.",
+        e.checkpoint_builds_given_up,
+    );
+    o.one(
         "spot_engine_component_seconds_total",
         "counter",
         "Time spent in component calls.",

@@ -16,12 +16,16 @@
 //! took CPU from them and from the engine), and for that while a second copy
 //! of the state (as a swap's build has). A machine with no CPU to spare
 //! builds slowly; once the journal is [`BEHIND`] times the size that makes a
-//! checkpoint due, the engine exports on its own thread after all. The
+//! checkpoint due, the engine exports on its own thread after all, and the
+//! build stops at its next entry (its copy of the state freed then, not
+//! beside the next build's). The
 //! replay is the inputs' `ingest` once more: a small state (the last
 //! checkpoint and the candles applied since under
 //! `EngineConfig::checkpoint_in_place_below`) is exported on the engine's
 //! thread instead, in a few milliseconds.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -41,6 +45,8 @@ pub(super) struct PendingCheckpoint {
     since: Instant,
     /// What taking the snapshot held the engine.
     hold: Duration,
+    /// Set when the engine stops waiting for it: the build stops.
+    given_up: Arc<AtomicBool>,
 }
 
 impl Runtime {
@@ -57,7 +63,9 @@ impl Runtime {
                     journal_bytes = self.journal.bytes(),
                     "the checkpoint thread is far behind (no spare CPU); exporting on the engine's"
                 );
-                self.checkpointing = None;
+                if let Some(p) = self.checkpointing.take() {
+                    p.given_up.store(true, Relaxed);
+                }
                 self.checkpoint_here();
             }
             return;
@@ -77,15 +85,25 @@ impl Runtime {
         let through = self.journal.last_seq();
         let (sandbox, settings, component) = (self.sandbox.clone(), self.settings, self.active.clone());
         let commands = self.commands.clone();
+        let given_up = Arc::new(AtomicBool::new(false));
+        let (stop, stats) = (given_up.clone(), self.stats.clone());
         let spawned = std::thread::Builder::new()
             .name("spot-checkpoint".into())
             .spawn(move || {
                 idle_priority();
                 let started = Instant::now();
-                let build = || snapshot.instance(&sandbox, &component, settings)?.export_state();
+                let build = || match snapshot.instance_unless(&sandbox, &component, settings, &stop)? {
+                    Some(mut inst) => inst.export_state().map(Some),
+                    None => Ok(None),
+                };
                 // A panic here would leave the engine waiting for this build.
                 let state = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)) {
-                    Ok(built) => built.map_err(|f| f.to_string()),
+                    Ok(Ok(Some(state))) => Ok(state),
+                    Ok(Ok(None)) => {
+                        stats.checkpoint_builds_given_up.fetch_add(1, Relaxed);
+                        Err("given up".to_string())
+                    }
+                    Ok(Err(f)) => Err(f.to_string()),
                     Err(_) => Err("the checkpoint thread panicked".to_string()),
                 };
                 if let Some(tx) = commands.upgrade() {
@@ -104,6 +122,7 @@ impl Runtime {
                     epoch: self.journal.epoch(),
                     since: started,
                     hold: started.elapsed(),
+                    given_up,
                 })
             }
             Err(e) => {
