@@ -190,7 +190,8 @@ async fn checkpoints_built_off_the_engine_thread_are_what_recovery_starts_from()
     let names = product_names(3);
     let trades = market(3, 1_200, 5);
     // Due every two inputs of 20 trades, built off the thread whatever the
-    // state's size. (The engine stops waiting for a build only 8 inputs on.)
+    // state's size. (The engine stops waiting for a build only 6 inputs
+    // after its snapshot.)
     let cfg = EngineConfig {
         checkpoint_bytes: 2 * 20 * spot_wire::TRADE_SIZE,
         checkpoint_in_place_below: 0,
@@ -274,8 +275,9 @@ async fn checkpoint_builds_returned(h: &spot_host::engine::EngineHandle) -> spot
 }
 
 /// A checkpoint build slower than the inputs (a component whose import
-/// spins): once the journal is 4x the size that made the checkpoint due, the
-/// engine stops waiting and exports on its own thread. The builds it stopped
+/// spins): once the journal has grown by 3x the size that makes a checkpoint
+/// due since the build's snapshot, the engine stops waiting and exports on
+/// its own thread. The builds it stopped
 /// waiting for stop early, come back and are not taken: a swap, built from
 /// the checkpoint and the journal, still carries every trade exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,7 +286,7 @@ async fn a_checkpoint_build_that_falls_behind_is_replaced_by_an_export_on_the_en
     let names = product_names(3);
     let trades = market(3, 160, 9);
     // Due after every input, built off the thread whatever the state's size:
-    // the next input finds the journal past 4x while the build spins.
+    // the next input finds the journal grown past 3x while the build spins.
     let cfg = EngineConfig {
         checkpoint_bytes: 1,
         checkpoint_in_place_below: 0,
@@ -327,6 +329,74 @@ async fn a_checkpoint_build_that_falls_behind_is_replaced_by_an_export_on_the_en
         reference(&names, &trades, &cfg).export(),
         "no trade lost or doubled by a build that came back late"
     );
+    engine.shutdown().await;
+}
+
+/// A restore (the horizon read back at start, in chunks) puts far more in
+/// the journal than makes a checkpoint due, while a build is out: that is not
+/// the build falling behind the inputs. The build is taken when it comes back,
+/// not given up for an export on the engine's thread (which held the engine
+/// about a second after every start with a day of 900 products).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_while_a_checkpoint_is_built_does_not_make_the_engine_export_it_itself() {
+    let loader = loader();
+    let names = product_names(3);
+    let trades = market(3, 40, 13);
+    // Due once 20 trades' bytes are journaled; the builds spin first.
+    let cfg = EngineConfig {
+        checkpoint_bytes: 20 * spot_wire::TRADE_SIZE,
+        checkpoint_in_place_below: 0,
+        ..config()
+    };
+    let stored = |from: i64, n: i64| -> Vec<spot_wire::Candle> {
+        (from..from + n)
+            .map(|m| spot_wire::Candle {
+                product: (m % 3) as u32,
+                granularity: Granularity::OneMinute,
+                start: T0 / 1000 - 60 * (1 + m),
+                open: Fixed::from_int(10),
+                high: Fixed::from_int(11),
+                low: Fixed::from_int(9),
+                close: Fixed::from_int(10),
+                volume: Fixed::from_int(1),
+                last_trade_id: None,
+                trades: 1,
+                complete: true,
+                authoritative: true,
+            })
+            .collect()
+    };
+    let engine = start(&loader, load(&loader, "spot_test_slow_import"), cfg.clone());
+    let h = engine.handle();
+    h.register_products(&names).await.unwrap();
+    h.apply_candles(stored(0, 40), CandleSource::Restore).await.unwrap();
+    // The first live input makes a checkpoint due: a build starts.
+    h.trades(trades[..20].to_vec()).await.unwrap();
+    h.barrier().await.unwrap();
+    // The rest of the restore (10x what makes one due) and another input
+    // come while it spins.
+    h.apply_candles(stored(40, 100), CandleSource::Restore).await.unwrap();
+    h.trades(trades[20..].to_vec()).await.unwrap();
+    h.barrier().await.unwrap();
+    let status = checkpoint_builds_returned(&h).await;
+    assert_eq!(status.stats.checkpoint_builds, 1, "{status:?}");
+    assert_eq!(status.stats.checkpoint_builds_given_up, 0, "{status:?}");
+    assert_eq!(status.stats.checkpoints, 1, "the build was taken: {status:?}");
+    assert!(
+        status.stats.last_checkpoint_build_us > status.stats.last_checkpoint_us,
+        "built off the engine's thread, not exported on it: {status:?}"
+    );
+    assert_eq!(
+        status.journal_entries, 2,
+        "what came after its snapshot stays: {status:?}"
+    );
+    // The checkpoint and what the journal kept are the whole state: a swap
+    // builds its instance from them.
+    let before = engine_state(&h).await;
+    let minutes: usize = before.products.iter().map(|p| p.minutes.len()).sum();
+    assert!(minutes > 140, "the restore and the trades: {minutes} minutes");
+    h.swap(load(&loader, "spot_guest")).await.unwrap();
+    assert_eq!(engine_state(&h).await, before, "nothing lost or doubled");
     engine.shutdown().await;
 }
 

@@ -15,8 +15,9 @@
 //! core with a day held at 100k trades/s: at the priority of the streams, it
 //! took CPU from them and from the engine), and for that while a second copy
 //! of the state (as a swap's build has). A machine with no CPU to spare
-//! builds slowly; once the journal is [`BEHIND`] times the size that makes a
-//! checkpoint due, the engine exports on its own thread after all, and the
+//! builds slowly; once the journal has grown by [`BEHIND`] times the size
+//! that makes a checkpoint due since the build's snapshot, the engine exports
+//! on its own thread after all, and the
 //! build stops at its next entry (its copy of the state freed then, not
 //! beside the next build's). The
 //! replay is the inputs' `ingest` once more: a small state (the last
@@ -31,9 +32,14 @@ use std::time::{Duration, Instant};
 
 use super::{Command, Runtime};
 
-/// How many times `checkpoint_bytes` the journal may grow to while a
-/// checkpoint is being built before the engine stops waiting for it.
-const BEHIND: usize = 4;
+/// How many times `checkpoint_bytes` the journal may grow by, past what the
+/// build's snapshot holds, before the engine stops waiting for the build.
+/// Growth, not size, and a restore's entries do not count: a restore puts a
+/// whole horizon in the journal (146 MB for a day of 900 products) while a
+/// build is out, which is not the build falling behind the inputs. (Counted
+/// by size, the first build after every start with a day held was given up
+/// for an export on the engine's thread that held it about a second.)
+const BEHIND: usize = 3;
 
 /// A checkpoint being built off the engine's thread.
 pub(super) struct PendingCheckpoint {
@@ -45,6 +51,9 @@ pub(super) struct PendingCheckpoint {
     since: Instant,
     /// What taking the snapshot held the engine.
     hold: Duration,
+    /// The journal's bytes when the snapshot was taken, and those of the
+    /// restore's entries since.
+    bytes: usize,
     /// Set when the engine stops waiting for it: the build stops.
     given_up: Arc<AtomicBool>,
 }
@@ -56,8 +65,9 @@ impl Runtime {
         if self.swapping.is_some() {
             return;
         }
-        if self.checkpointing.is_some() {
-            if self.journal.bytes() >= BEHIND.saturating_mul(self.config.checkpoint_bytes) {
+        if let Some(pending) = &self.checkpointing {
+            let grown = self.journal.bytes().saturating_sub(pending.bytes);
+            if grown >= BEHIND.saturating_mul(self.config.checkpoint_bytes) {
                 // Its state is not taken when it comes back (`checkpoint_ready`).
                 tracing::warn!(
                     journal_bytes = self.journal.bytes(),
@@ -122,6 +132,7 @@ impl Runtime {
                     epoch: self.journal.epoch(),
                     since: started,
                     hold: started.elapsed(),
+                    bytes: self.journal.bytes(),
                     given_up,
                 })
             }
@@ -129,6 +140,14 @@ impl Runtime {
                 tracing::warn!(error = %e, "cannot start a checkpoint thread; exporting on the engine's");
                 self.checkpoint_here();
             }
+        }
+    }
+
+    /// A restore's entry of `bytes` was journaled: not an input a pending
+    /// build falls behind by.
+    pub(super) fn restored(&mut self, bytes: usize) {
+        if let Some(pending) = self.checkpointing.as_mut() {
+            pending.bytes += bytes;
         }
     }
 

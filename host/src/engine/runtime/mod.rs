@@ -390,7 +390,11 @@ impl Runtime {
         self.stats.batches.fetch_add(1, Relaxed);
         // Journaled before it is emitted: emitting may roll the component
         // back, which replays the journal (this input included).
+        let before = self.journal.bytes();
         self.journal.push(entry);
+        if cause == Cause::Restore {
+            self.restored(self.journal.bytes() - before);
+        }
         let for_shadow = self.shadow.as_ref().and_then(|_| self.journal.last());
         let out = outcome.map(|outcome| self.emit(outcome, cause)).unwrap_or_default();
         // The shadow takes the input after the active one, and compares
