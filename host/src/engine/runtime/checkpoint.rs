@@ -17,10 +17,9 @@
 //! of the state (as a swap's build has). A machine with no CPU to spare
 //! builds slowly; once the journal has grown by [`BEHIND`] times the size
 //! that makes a checkpoint due since the build's snapshot, the engine exports
-//! on its own thread after all, and the
-//! build stops at its next entry (its copy of the state freed then, not
-//! beside the next build's). The
-//! replay is the inputs' `ingest` once more: a small state (the last
+//! on its own thread after all, and the build stops at its next entry (its
+//! copy of the state freed then, not beside the next build's). The replay
+//! is the inputs' `ingest` once more: a small state (the last
 //! checkpoint and the candles applied since under
 //! `EngineConfig::checkpoint_in_place_below`) is exported on the engine's
 //! thread instead, in a few milliseconds.
