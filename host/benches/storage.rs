@@ -209,25 +209,18 @@ const LZ4_DOWN: &str = include_str!("../../migrations/0009_fleet_updates_lz4.dow
 const UNCOMPRESSED_UP: &str = include_str!("../../migrations/0008_fleet_updates_uncompressed.up.sql");
 const UNCOMPRESSED_DOWN: &str = include_str!("../../migrations/0008_fleet_updates_uncompressed.down.sql");
 
-async fn store_arrays(pool: &deadpool_postgres::Pool, arrays: Arrays) {
-    let steps: &[&str] = match arrays {
-        Arrays::Lz4 => &[],
-        Arrays::Uncompressed => &[LZ4_DOWN],
-        Arrays::Pglz => &[LZ4_DOWN, UNCOMPRESSED_DOWN],
-    };
-    let client = pool.get().await.expect("connection");
-    for sql in steps {
-        client.batch_execute(sql).await.expect("fleet_updates storage");
+impl Arrays {
+    /// The migrations' steps from the migrated storage to this one, and back.
+    fn steps(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            Arrays::Lz4 => (&[], &[]),
+            Arrays::Uncompressed => (&[LZ4_DOWN], &[LZ4_UP]),
+            Arrays::Pglz => (&[LZ4_DOWN, UNCOMPRESSED_DOWN], &[UNCOMPRESSED_UP, LZ4_UP]),
+        }
     }
 }
 
-/// Back to the migrated storage after [`store_arrays`].
-async fn restore_arrays(pool: &deadpool_postgres::Pool, arrays: Arrays) {
-    let steps: &[&str] = match arrays {
-        Arrays::Lz4 => &[],
-        Arrays::Uncompressed => &[LZ4_UP],
-        Arrays::Pglz => &[UNCOMPRESSED_UP, LZ4_UP],
-    };
+async fn execute(pool: &deadpool_postgres::Pool, steps: &[&str]) {
     let client = pool.get().await.expect("connection");
     for sql in steps {
         client.batch_execute(sql).await.expect("fleet_updates storage");
@@ -242,11 +235,12 @@ async fn publishing(
     ticks: std::ops::Range<usize>,
     arrays: Arrays,
 ) -> (f64, f64) {
-    store_arrays(pool, arrays).await;
+    let (there, back) = arrays.steps();
+    execute(pool, there).await;
     let before = wal_lsn(pool).await;
     let (_, written, d) = writer(pool, products, ticks, true, true).await;
     let wal = wal_lsn(pool).await - before;
-    restore_arrays(pool, arrays).await;
+    execute(pool, back).await;
     (written as f64 / d.as_secs_f64(), wal / written as f64)
 }
 

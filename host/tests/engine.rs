@@ -257,6 +257,24 @@ async fn checkpoints_built_off_the_engine_thread_are_what_recovery_starts_from()
     engine.shutdown().await;
 }
 
+/// A complete 1-minute candle of one trade, as storage gives it back at start.
+fn stored_minute(product: u32, start: i64, last_trade_id: Option<u64>) -> spot_wire::Candle {
+    spot_wire::Candle {
+        product,
+        granularity: Granularity::OneMinute,
+        start,
+        open: Fixed::from_int(10),
+        high: Fixed::from_int(11),
+        low: Fixed::from_int(9),
+        close: Fixed::from_int(10),
+        volume: Fixed::from_int(1),
+        last_trade_id,
+        trades: 1,
+        complete: true,
+        authoritative: true,
+    }
+}
+
 /// The engine's status once every checkpoint build it started has come back
 /// and been handled (the status is read in order with their commands).
 async fn checkpoint_builds_returned(h: &spot_host::engine::EngineHandle) -> spot_host::engine::Status {
@@ -350,20 +368,7 @@ async fn a_restore_while_a_checkpoint_is_built_does_not_make_the_engine_export_i
     };
     let stored = |from: i64, n: i64| -> Vec<spot_wire::Candle> {
         (from..from + n)
-            .map(|m| spot_wire::Candle {
-                product: (m % 3) as u32,
-                granularity: Granularity::OneMinute,
-                start: T0 / 1000 - 60 * (1 + m),
-                open: Fixed::from_int(10),
-                high: Fixed::from_int(11),
-                low: Fixed::from_int(9),
-                close: Fixed::from_int(10),
-                volume: Fixed::from_int(1),
-                last_trade_id: None,
-                trades: 1,
-                complete: true,
-                authoritative: true,
-            })
+            .map(|m| stored_minute((m % 3) as u32, T0 / 1000 - 60 * (1 + m), None))
             .collect()
     };
     let engine = start(&loader, load(&loader, "spot_test_slow_import"), cfg.clone());
@@ -669,20 +674,7 @@ async fn a_restored_day_is_not_reported_again_as_newly_complete() {
     let now = spot_host::engine::now_ms();
     let first = Granularity::OneMinute.bucket_start(now / 1000) - 7_200;
     let stored: Vec<spot_wire::Candle> = (0..60)
-        .map(|m| spot_wire::Candle {
-            product: 0,
-            granularity: Granularity::OneMinute,
-            start: first + m * 60,
-            open: Fixed::from_int(10),
-            high: Fixed::from_int(11),
-            low: Fixed::from_int(9),
-            close: Fixed::from_int(10),
-            volume: Fixed::from_int(1),
-            last_trade_id: Some(m as u64 + 1),
-            trades: 1,
-            complete: true,
-            authoritative: true,
-        })
+        .map(|m| stored_minute(0, first + m * 60, Some(m as u64 + 1)))
         .collect();
     h.apply_candles(stored, CandleSource::Restore).await.unwrap();
     h.advance(now + 1_000).await.unwrap();
